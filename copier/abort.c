@@ -1,0 +1,174 @@
+/*
+ * volmig abort and volmig cleanup: end a session.
+ *
+ * abort records the aborted state durably; a running copier sees it at its
+ * next checkpoint and stops.  The source stays the volume in use, the target
+ * is left as it is.  cleanup removes a finished session's state directory.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "ctl.h"
+#include "log.h"
+
+static const char abort_help[] =
+	"usage: volmig abort -s DIR\n\n"
+	"Give up the migration: the session becomes aborted, a running copier stops\n"
+	"at its next checkpoint, and the source stays the volume in use.  The\n"
+	"target is left as it is.  A committed session cannot be aborted.\n\n"
+	"  -s, --state DIR   state directory (default $VOLMIG_STATE)\n"
+	"  -h, --help        show this help\n";
+
+static const char cleanup_help[] =
+	"usage: volmig cleanup -s DIR\n\n"
+	"Remove the state directory of a committed or aborted session (its\n"
+	"Berkeley DB store, dirty log and control block).  Sources and targets\n"
+	"are not touched.\n\n"
+	"  -s, --state DIR   state directory (default $VOLMIG_STATE)\n"
+	"  -h, --help        show this help\n";
+
+/* Parse "-s DIR" and --help only.  Returns the dir, or NULL with *ret set. */
+static const char *parse_dir_only(int argc, char **argv, const char *help, int *ret)
+{
+	static const struct option opts[] = {
+		{ "state", required_argument, NULL, 's' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *dir_arg = NULL, *dir;
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "s:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			dir_arg = optarg;
+			break;
+		case 'h':
+			cli_usage(true, help);
+			*ret = EXIT_OK;
+			return NULL;
+		default:
+			cli_usage(false, help);
+			*ret = EXIT_USAGE;
+			return NULL;
+		}
+	}
+	dir = cli_state_dir(dir_arg);
+	if (dir == NULL || optind != argc) {
+		log_err(dir == NULL ? "no state directory: give -s DIR or set VOLMIG_STATE"
+				    : "unexpected argument");
+		cli_usage(false, help);
+		*ret = EXIT_USAGE;
+		return NULL;
+	}
+	return dir;
+}
+
+/* Tell attached processes of the new state through the control block. */
+static void ctl_announce(const char *dir, uint32_t state)
+{
+	struct ctl c;
+	char path[256];
+
+	if (ctl_path(dir, path, sizeof(path)) < 0 || ctl_attach(&c, path) < 0)
+		return;
+	atomic_store_explicit(&c.hdr->state, state, memory_order_release);
+	atomic_fetch_add_explicit(&c.hdr->epoch, 1, memory_order_acq_rel);
+	ctl_detach(&c);
+}
+
+int cmd_abort(int argc, char **argv)
+{
+	const char *dir;
+	struct state st;
+	struct sess s;
+	int ret = EXIT_FAIL, rc;
+
+	dir = parse_dir_only(argc, argv, abort_help, &ret);
+	if (dir == NULL)
+		return ret;
+	if (session_open(dir, &st, &s) < 0)
+		return EXIT_FAIL;
+	if (s.state == SESS_COMMITTED) {
+		log_err("session %s is committed: it cannot be aborted", dir);
+		goto out;
+	}
+	if (s.state == SESS_ABORTED) {
+		log_info("session %s is already aborted", dir);
+		ret = EXIT_OK;
+		goto out;
+	}
+	rc = session_set_state(&st, SESS_ABORTED);
+	if (rc < 0) {
+		report_errno("cannot record the aborted state in", dir, rc);
+		goto out;
+	}
+	ctl_announce(dir, SESS_ABORTED);
+	log_info("session %s aborted (it was %s); the source stays in use", dir,
+		 sess_state_name(s.state));
+	ret = EXIT_OK;
+out:
+	sess_release(&s);
+	state_close(&st);
+	return ret;
+}
+
+int cmd_cleanup(int argc, char **argv)
+{
+	struct session_lock lock = { .fd = -1 };
+	const char *dir;
+	char path[4200];
+	struct state st;
+	struct sess s;
+	int ret = EXIT_FAIL, rc, holder;
+	bool final;
+
+	dir = parse_dir_only(argc, argv, cleanup_help, &ret);
+	if (dir == NULL)
+		return ret;
+	rc = session_lock_take(&lock, dir, &holder);
+	if (rc == -EBUSY) {
+		log_err("session %s is in use by a copier (pid %d)", dir, holder);
+		return EXIT_FAIL;
+	}
+	if (rc < 0) {
+		log_err("no session in %s", dir);
+		return EXIT_FAIL;
+	}
+	if (session_open(dir, &st, &s) < 0)
+		goto out_lock;
+	final = s.state == SESS_COMMITTED || s.state == SESS_ABORTED;
+	if (!final)
+		log_err("session %s is %s: commit or abort it before cleanup", dir,
+			sess_state_name(s.state));
+	sess_release(&s);
+	state_close(&st);
+	if (!final)
+		goto out_lock;
+	if (ctl_path(dir, path, sizeof(path)) == 0)
+		unlink(path);
+	rc = state_remove(dir);
+	if (rc < 0) {
+		report_errno("cannot remove the state store in", dir, rc);
+		goto out_lock;
+	}
+	snprintf(path, sizeof(path), "%s/progress.hint", dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/lock", dir);
+	unlink(path);
+	session_lock_release(&lock);
+	if (rmdir(dir) < 0 && errno != ENOENT)
+		log_info("removed session files; %s itself is kept: %s", dir, strerror(errno));
+	else
+		log_info("removed session %s", dir);
+	return EXIT_OK;
+out_lock:
+	session_lock_release(&lock);
+	return ret;
+}

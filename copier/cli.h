@@ -1,0 +1,86 @@
+/*
+ * The volmig command: what the subcommands share.
+ *
+ * Exit status everywhere: EXIT_OK 0 success, EXIT_FAIL 1 failure (the message
+ * names what failed), EXIT_USAGE 2 bad command line.
+ */
+#ifndef VOLMIG_CLI_H
+#define VOLMIG_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "sess.h"
+#include "state.h"
+
+enum exit_code {
+	EXIT_OK = 0,
+	EXIT_FAIL = 1,
+	EXIT_USAGE = 2,
+};
+
+/* One subcommand: its name, entry point and one-line summary. */
+struct command {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *summary;
+};
+
+int cmd_setup(int argc, char **argv);
+int cmd_sync(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
+int cmd_abort(int argc, char **argv);
+int cmd_cleanup(int argc, char **argv);
+
+/* The state directory: the -s/--state argument, else $VOLMIG_STATE, else
+ * NULL. */
+const char *cli_state_dir(const char *arg);
+
+/* Print "usage: ..." help text to stdout (for --help) or stderr. */
+void cli_usage(bool to_stdout, const char *text);
+
+/*
+ * The copier lock: STATE/lock, an open-file-description write lock held for
+ * as long as the process runs, with the holder's pid written in the file.
+ */
+struct session_lock {
+	int fd;
+};
+
+/*
+ * Take the lock.  0; -EBUSY when another process holds it (*holder set to
+ * its pid, or 0 when unknown); other -errno.
+ */
+int session_lock_take(struct session_lock *l, const char *dir, int *holder);
+/* Pid of the process holding the lock, 0 when none. */
+int session_lock_holder(const char *dir);
+void session_lock_release(struct session_lock *l);
+
+/*
+ * Open the store of an existing session and read its record, printing a
+ * message naming the directory for every failure (no session, another
+ * format version, corrupted).  0 or -errno (already reported).
+ */
+int session_open(const char *dir, struct state *st, struct sess *s);
+
+/* Read the session record of an open store (in its own transaction). */
+int session_read(struct state *st, struct sess *s);
+
+/*
+ * Check that every pair's source and target are still the volumes recorded
+ * at setup (identity and size).  Prints a message naming the volume at
+ * fault.  0 or -errno (already reported).
+ */
+int session_check_pairs(const struct sess *s);
+
+/* Record a new state durably (read-modify-write of the session record). */
+int session_set_state(struct state *st, uint32_t new_state);
+
+/* Render the message for a failed operation on path: "what PATH: strerror". */
+void report_errno(const char *what, const char *path, int neg_errno);
+
+/* Seconds since some fixed point (CLOCK_MONOTONIC). */
+double mono_now(void);
+
+#endif

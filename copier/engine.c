@@ -1,0 +1,1138 @@
+/*
+ * engine: region copy, checkpoints and resume.
+ *
+ * Work comes in three kinds, handed out in this order by next_work():
+ *   bulk   the next region at or past a pair's bulk position;
+ *   hole   a run of bulk regions that lie wholly in a hole of a file source
+ *          (SEEK_DATA/SEEK_HOLE): the target range is punched or zeroed,
+ *          not copied, so a file target stays sparse;
+ *   dirty  a region below the bulk position whose control-block DIRTY bit
+ *          is set (kept dirty by a raced copy, or from the durable dirty set).
+ * Every region goes through ctl_copy_begin/ctl_copy_end (I4): a region is
+ * counted clean only when no write raced its copy.
+ *
+ * Checkpoint (I3): under the mutex, take each pair's new cursor (the first
+ * bulk region not yet done) and the pending changes to the dirty set; then,
+ * outside it, fdatasync every target; then one transaction records cursors,
+ * counters and dirty-set changes.  A region is therefore recorded clean only
+ * after its data is flushed, and a crash loses at most the work since the
+ * last checkpoint (I6).
+ *
+ * Recopy accounting: before a bulk region is handed out, the pair's issued
+ * high-water mark is written to STATE/progress.hint (no fsync: it must only
+ * survive a process kill, and a lost hint only under-reports a statistic).
+ * After a resume, bulk regions below it are counted as bytes_recopied.
+ */
+#include "engine.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "ctl.h"
+#include "io.h"
+#include "log.h"
+#include "region.h"
+#include "size.h"
+
+#define HOLE_BATCH 4096        /* regions per hole work item at most */
+#define COPY_WAIT_US 1000000   /* how long a copy waits for writes to drain */
+#define DIRECT_ALIGN 4096
+
+enum work_kind { WORK_NONE, WORK_BULK, WORK_HOLE, WORK_DIRTY };
+
+struct work {
+	enum work_kind kind;
+	uint32_t pair;
+	uint64_t first, n;
+};
+
+struct u64vec {
+	uint64_t *v;
+	size_t n, cap;
+};
+
+struct pair_rt {
+	const struct sess_pair *sp;
+	int src_fd, tgt_fd;        /* O_DIRECT when asked */
+	int src_buf_fd, tgt_buf_fd; /* buffered: unaligned tails, zeroing */
+	bool src_file, tgt_file;
+	uint64_t nregions;
+	uint64_t bulk_next;         /* next bulk region to hand out */
+	uint64_t recopy_limit;      /* bulk regions below it count as recopied */
+	uint64_t ext_from;          /* cached extent of a file source: */
+	uint64_t data_start, data_end; /* [ext_from, data_start) is a hole,
+					  [data_start, data_end) data */
+	uint64_t dirty_scan;        /* where the dirty pass looks next */
+	struct region_map done;     /* bulk regions finished (clean or kept) */
+	struct region_map busy;     /* regions being copied now */
+	struct region_map pend_add; /* to add to the durable dirty set */
+	struct region_map pend_del; /* to remove from the durable dirty set */
+	struct region_map ddirty;   /* the durable dirty set as of the last
+				       snapshot (it only grows by pend_add and
+				       shrinks by pend_del) */
+	uint64_t pend_copied, pend_recopied;
+	struct state_progress prog; /* as last committed */
+	bool prog_dirty;            /* prog.hwm changed, not yet committed */
+};
+
+struct engine {
+	const char *dir;
+	struct state *st;
+	struct sess *s;
+	const struct engine_opts *o;
+	struct ctl ctl;
+	unsigned shift;
+	uint64_t region_size;
+	uint32_t npairs;
+	struct pair_rt *pairs;
+	int hint_fd;
+
+	pthread_mutex_t mu;
+	pthread_cond_t work_cv;  /* workers wait here for work */
+	pthread_cond_t main_cv;  /* the main loop waits here */
+	int error;               /* first failure, -errno */
+	bool stop;               /* workers finish their item and exit */
+	unsigned active;         /* workers holding an item */
+
+	pthread_mutex_t rate_mu;
+	double rate_next;        /* when the next byte may be read */
+
+	_Atomic uint64_t bytes_done; /* data bytes written, for the rate shown */
+	uint32_t state_seen;         /* session state read by the last checkpoint */
+	uint64_t regions_total;
+};
+
+static volatile sig_atomic_t engine_signal;
+
+static void on_signal(int sig)
+{
+	engine_signal = sig;
+}
+
+static int vec_push(struct u64vec *v, uint64_t x)
+{
+	if (v->n == v->cap) {
+		size_t cap = v->cap ? v->cap * 2 : 256;
+		uint64_t *nv = realloc(v->v, cap * sizeof(*nv));
+		if (nv == NULL)
+			return -ENOMEM;
+		v->v = nv;
+		v->cap = cap;
+	}
+	v->v[v->n++] = x;
+	return 0;
+}
+
+static uint64_t region_len(const struct engine *e, const struct pair_rt *p, uint64_t r)
+{
+	uint64_t off = r << e->shift;
+
+	return p->sp->size - off < e->region_size ? p->sp->size - off : e->region_size;
+}
+
+/* Record the first failure and stop everything. Caller holds mu. */
+static void fail_locked(struct engine *e, int rc)
+{
+	if (e->error == 0)
+		e->error = rc;
+	e->stop = true;
+	pthread_cond_broadcast(&e->work_cv);
+	pthread_cond_signal(&e->main_cv);
+}
+
+static void hint_write(struct engine *e, uint32_t pair, uint64_t hwm)
+{
+	uint8_t b[8];
+
+	for (int i = 0; i < 8; i++)
+		b[i] = (uint8_t)(hwm >> (8 * i));
+	if (e->hint_fd >= 0 && pwrite(e->hint_fd, b, 8, (off_t)(8 + 8 * (uint64_t)pair)) != 8) {
+		/* a statistic only; never stop a copy for it */
+	}
+}
+
+/* Refresh the cached data extent of a file source around offset off. */
+static void find_data(struct pair_rt *p, uint64_t off)
+{
+	off_t d, h;
+
+	p->ext_from = off;
+	d = lseek(p->src_buf_fd, (off_t)off, SEEK_DATA);
+	if (d < 0) {
+		if (errno == ENXIO) {
+			p->data_start = p->data_end = p->sp->size; /* hole to the end */
+			return;
+		}
+		/* no SEEK_DATA here: treat everything as data */
+		p->data_start = off;
+		p->data_end = p->sp->size;
+		return;
+	}
+	h = lseek(p->src_buf_fd, d, SEEK_HOLE);
+	p->data_start = (uint64_t)d;
+	p->data_end = h < 0 ? p->sp->size : (uint64_t)h;
+}
+
+/* Pick the next item of bulk work of pair p. Caller holds mu. */
+static bool next_bulk(struct engine *e, uint32_t pi, struct work *w)
+{
+	struct pair_rt *p = &e->pairs[pi];
+	uint64_t r = p->bulk_next, off = r << e->shift, n = 1;
+
+	if (r >= p->nregions)
+		return false;
+	w->kind = WORK_BULK;
+	if (p->src_file) {
+		if (off < p->ext_from || off >= p->data_end)
+			find_data(p, off);
+		if (off + region_len(e, p, r) <= p->data_start) {
+			/* regions wholly before the next data: a hole */
+			uint64_t end = p->data_start >= p->sp->size ? p->nregions
+								     : p->data_start >> e->shift;
+
+			n = end - r;
+			if (n > HOLE_BATCH)
+				n = HOLE_BATCH;
+			w->kind = WORK_HOLE;
+		}
+	}
+	w->pair = pi;
+	w->first = r;
+	w->n = n;
+	p->bulk_next = r + n;
+	region_map_set_range(&p->busy, r, n);
+	if (p->bulk_next > p->prog.hwm)
+		hint_write(e, pi, p->bulk_next);
+	return true;
+}
+
+/* Pick a dirty region below the bulk position. Caller holds mu. */
+static bool next_dirty(struct engine *e, uint32_t pi, struct work *w)
+{
+	struct pair_rt *p = &e->pairs[pi];
+	uint64_t limit = p->bulk_next;
+
+	for (int lap = 0; lap < 2; lap++) {
+		for (uint64_t r = p->dirty_scan; r < limit; r++) {
+			uint32_t word = atomic_load_explicit(ctl_region(&e->ctl, pi, r),
+							     memory_order_relaxed);
+			if ((word & CTL_DIRTY) && !region_map_test(&p->busy, r)) {
+				w->kind = WORK_DIRTY;
+				w->pair = pi;
+				w->first = r;
+				w->n = 1;
+				p->dirty_scan = r + 1;
+				region_map_set(&p->busy, r);
+				return true;
+			}
+		}
+		p->dirty_scan = 0;
+	}
+	return false;
+}
+
+static bool next_work(struct engine *e, struct work *w)
+{
+	for (uint32_t i = 0; i < e->npairs; i++)
+		if (next_bulk(e, i, w))
+			return true;
+	for (uint32_t i = 0; i < e->npairs; i++)
+		if (next_dirty(e, i, w))
+			return true;
+	w->kind = WORK_NONE;
+	return false;
+}
+
+/* Wait for the bandwidth limit to allow len more bytes. */
+static void rate_wait(struct engine *e, uint64_t len)
+{
+	double now, at;
+
+	if (e->o->rate == 0)
+		return;
+	pthread_mutex_lock(&e->rate_mu);
+	now = mono_now();
+	at = e->rate_next > now ? e->rate_next : now;
+	e->rate_next = at + (double)len / (double)e->o->rate;
+	pthread_mutex_unlock(&e->rate_mu);
+	if (at > now) {
+		double d = at - now;
+		struct timespec ts = { (time_t)d, (long)((d - (double)(time_t)d) * 1e9) };
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+	}
+}
+
+/* Make target bytes [off, off+len) read as zeros. */
+static int zero_target(struct pair_rt *p, uint64_t off, uint64_t len, void *buf, size_t bufsz)
+{
+	int rc;
+
+	if (p->tgt_file) {
+		if (fallocate(p->tgt_buf_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off,
+			      (off_t)len) == 0)
+			return 0;
+	} else if ((off % 512) == 0 && (len % 512) == 0) {
+		uint64_t range[2] = { off, len };
+		if (ioctl(p->tgt_buf_fd, BLKZEROOUT, range) == 0)
+			return 0;
+	}
+	memset(buf, 0, bufsz);
+	while (len > 0) {
+		size_t n = len < bufsz ? (size_t)len : bufsz;
+		rc = io_pwrite_full(p->tgt_buf_fd, buf, n, off);
+		if (rc < 0)
+			return rc;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static bool all_zero(const void *buf, size_t len)
+{
+	const uint64_t *w = buf;
+	const unsigned char *b;
+	size_t i;
+
+	for (i = 0; i < len / 8; i++)
+		if (w[i] != 0)
+			return false;
+	for (b = buf, i = i * 8; i < len; i++)
+		if (b[i] != 0)
+			return false;
+	return true;
+}
+
+/*
+ * Copy one region.  Returns the data bytes written (0 for a hole or a
+ * skipped region) or -errno (reported).  *clean tells whether the region can
+ * be recorded clean.
+ */
+static ssize_t copy_region(struct engine *e, uint32_t pi, uint64_t r, void *buf, bool *clean)
+{
+	bool hole = false;
+	struct pair_rt *p = &e->pairs[pi];
+	uint64_t off = r << e->shift, len = region_len(e, p, r);
+	bool aligned = (len % DIRECT_ALIGN) == 0;
+	ssize_t n;
+	int rc;
+
+	*clean = false;
+	if (ctl_copy_begin(&e->ctl, pi, r, COPY_WAIT_US) == -EBUSY)
+		return 0; /* writes did not drain: stays dirty, retried later */
+	{
+		rate_wait(e, len);
+		n = io_pread_full(aligned ? p->src_fd : p->src_buf_fd, buf, (size_t)len, off);
+		if (n < 0) {
+			log_err("source %s: read of %llu bytes at offset %llu failed: %s",
+				p->sp->source, (unsigned long long)len, (unsigned long long)off,
+				strerror((int)-n));
+			rc = (int)n;
+			goto fail;
+		}
+		if ((uint64_t)n != len) {
+			log_err("source %s ends at %llu, before its size at setup (%llu)",
+				p->sp->source, (unsigned long long)(off + (uint64_t)n),
+				(unsigned long long)p->sp->size);
+			rc = -EIO;
+			goto fail;
+		}
+		/* a file target stays sparse where the source reads as zeros */
+		if (p->tgt_file && all_zero(buf, (size_t)len))
+			hole = true;
+	}
+	if (hole) {
+		rc = zero_target(p, off, len, buf, e->region_size);
+		n = 0;
+	} else {
+		rc = io_pwrite_full(aligned ? p->tgt_fd : p->tgt_buf_fd, buf, (size_t)len, off);
+		n = (ssize_t)len;
+	}
+	if (rc < 0) {
+		log_err("target %s: write of %llu bytes at offset %llu failed: %s", p->sp->target,
+			(unsigned long long)len, (unsigned long long)off, strerror(-rc));
+		goto fail;
+	}
+	*clean = ctl_copy_end(&e->ctl, pi, r) == 1;
+	return n;
+
+fail:
+	ctl_copy_end(&e->ctl, pi, r);
+	ctl_mark_dirty(&e->ctl, pi, r); /* never counted clean */
+	return rc;
+}
+
+/* Account a finished region. Caller holds mu. */
+static void complete_region(struct engine *e, const struct work *w, uint64_t r, bool clean,
+			    uint64_t bytes)
+{
+	struct pair_rt *p = &e->pairs[w->pair];
+
+	region_map_clear(&p->busy, r);
+	if (w->kind != WORK_DIRTY) {
+		region_map_set(&p->done, r);
+		if (r < p->recopy_limit)
+			p->pend_recopied += bytes;
+	}
+	p->pend_copied += bytes;
+	/* Whatever happened last to a region decides its pending change; a
+	 * region kept dirty is added before the cursor can pass it (same
+	 * checkpoint transaction). */
+	if (clean) {
+		region_map_clear(&p->pend_add, r);
+		if (region_map_test(&p->ddirty, r))
+			region_map_set(&p->pend_del, r);
+	} else {
+		region_map_clear(&p->pend_del, r);
+		if (!region_map_test(&p->ddirty, r))
+			region_map_set(&p->pend_add, r);
+	}
+}
+
+/*
+ * A run of regions wholly in a hole of the source: claim each (I4), punch
+ * or zero the whole target range at once, release each.  A region whose
+ * writes did not drain stays dirty; zeroing its target range is harmless
+ * because a dirty region's target content does not count.
+ */
+static void copy_holes(struct engine *e, const struct work *w, void *buf)
+{
+	struct pair_rt *p = &e->pairs[w->pair];
+	uint64_t off = w->first << e->shift;
+	uint64_t end = (w->first + w->n) << e->shift;
+	int rc;
+
+	if (end > p->sp->size)
+		end = p->sp->size;
+	for (uint64_t r = w->first; r < w->first + w->n; r++)
+		ctl_copy_begin(&e->ctl, w->pair, r, COPY_WAIT_US);
+	rc = zero_target(p, off, end - off, buf, e->region_size);
+	if (rc < 0)
+		log_err("target %s: zeroing %llu bytes at offset %llu failed: %s", p->sp->target,
+			(unsigned long long)(end - off), (unsigned long long)off, strerror(-rc));
+	pthread_mutex_lock(&e->mu);
+	for (uint64_t r = w->first; r < w->first + w->n; r++) {
+		bool clean = ctl_copy_end(&e->ctl, w->pair, r) == 1;
+
+		if (rc < 0) {
+			ctl_mark_dirty(&e->ctl, w->pair, r);
+			region_map_clear(&p->busy, r);
+			continue;
+		}
+		complete_region(e, w, r, clean, 0);
+	}
+	if (rc < 0)
+		fail_locked(e, rc);
+	pthread_mutex_unlock(&e->mu);
+}
+
+static void *worker(void *arg)
+{
+	struct engine *e = arg;
+	void *buf = NULL;
+
+	if (posix_memalign(&buf, DIRECT_ALIGN, e->region_size) != 0) {
+		pthread_mutex_lock(&e->mu);
+		fail_locked(e, -ENOMEM);
+		pthread_mutex_unlock(&e->mu);
+		return NULL;
+	}
+	pthread_mutex_lock(&e->mu);
+	while (!e->stop) {
+		struct work w;
+
+		if (!next_work(e, &w)) {
+			struct timespec ts;
+
+			pthread_cond_signal(&e->main_cv); /* maybe idle: let main look */
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 50 * 1000 * 1000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			pthread_cond_timedwait(&e->work_cv, &e->mu, &ts);
+			continue;
+		}
+		e->active++;
+		pthread_mutex_unlock(&e->mu);
+		if (w.kind == WORK_HOLE)
+			copy_holes(e, &w, buf);
+		for (uint64_t r = w.first; w.kind != WORK_HOLE && r < w.first + w.n; r++) {
+			bool clean;
+			ssize_t n = copy_region(e, w.pair, r, buf, &clean);
+
+			pthread_mutex_lock(&e->mu);
+			if (n < 0) {
+				region_map_clear_range(&e->pairs[w.pair].busy, r, w.first + w.n - r);
+				fail_locked(e, (int)n);
+				pthread_mutex_unlock(&e->mu);
+				break;
+			}
+			complete_region(e, &w, r, clean, (uint64_t)n);
+			pthread_mutex_unlock(&e->mu);
+			atomic_fetch_add_explicit(&e->bytes_done, (uint64_t)n, memory_order_relaxed);
+		}
+		pthread_mutex_lock(&e->mu);
+		e->active--;
+		pthread_cond_signal(&e->main_cv);
+	}
+	pthread_mutex_unlock(&e->mu);
+	free(buf);
+	return NULL;
+}
+
+/* What one checkpoint commits. */
+struct ckpt {
+	struct engine *e;
+	struct state_progress prog[SESS_MAX_PAIRS];
+	struct u64vec add[SESS_MAX_PAIRS], del[SESS_MAX_PAIRS];
+	uint32_t state_seen; /* session state read inside the transaction */
+};
+
+static int ckpt_txn(struct state *st, DB_TXN *txn, void *arg)
+{
+	struct ckpt *c = arg;
+	struct sess s;
+	int rc;
+
+	rc = state_sess_get(st, txn, &s);
+	if (rc < 0)
+		return rc;
+	c->state_seen = s.state;
+	sess_release(&s);
+	for (uint32_t i = 0; i < c->e->npairs; i++) {
+		rc = state_progress_put(st, txn, i, &c->prog[i]);
+		for (size_t k = 0; rc == 0 && k < c->del[i].n; k++)
+			rc = state_dirty_del(st, txn, i, c->del[i].v[k]);
+		for (size_t k = 0; rc == 0 && k < c->add[i].n; k++)
+			rc = state_dirty_add(st, txn, i, c->add[i].v[k]);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* Move the pending bits of map m into vector v and clear them. */
+static int drain_map(struct region_map *m, struct u64vec *v)
+{
+	for (uint64_t r = region_map_next_set(m, 0); r < m->nbits; r = region_map_next_set(m, r + 1)) {
+		int rc = vec_push(v, r);
+		if (rc < 0)
+			return rc;
+	}
+	region_map_clear_range(m, 0, m->nbits);
+	return 0;
+}
+
+/*
+ * One checkpoint (I3): snapshot, flush targets, commit.  On failure the
+ * snapshot is put back so nothing is lost from memory either.
+ * Returns 0 or -errno (reported).
+ */
+static int checkpoint(struct engine *e, bool *changed_out)
+{
+	struct ckpt c = { .e = e };
+	bool changed = false;
+	int rc = 0;
+
+	pthread_mutex_lock(&e->mu);
+	for (uint32_t i = 0; i < e->npairs; i++) {
+		struct pair_rt *p = &e->pairs[i];
+		struct state_progress *np = &c.prog[i];
+
+		*np = p->prog;
+		np->cursor = region_map_next_clear(&p->done, p->prog.cursor);
+		np->bytes_copied += p->pend_copied;
+		np->bytes_recopied += p->pend_recopied;
+		if ((rc = drain_map(&p->pend_add, &c.add[i])) < 0 ||
+		    (rc = drain_map(&p->pend_del, &c.del[i])) < 0)
+			break;
+		for (size_t k = 0; k < c.add[i].n; k++)
+			region_map_set(&p->ddirty, c.add[i].v[k]);
+		for (size_t k = 0; k < c.del[i].n; k++)
+			region_map_clear(&p->ddirty, c.del[i].v[k]);
+		if (np->cursor != p->prog.cursor || p->pend_copied || c.add[i].n || c.del[i].n ||
+		    p->prog_dirty)
+			changed = true;
+		p->pend_copied = 0;
+		p->pend_recopied = 0;
+	}
+	pthread_mutex_unlock(&e->mu);
+	if (rc < 0) {
+		log_err("checkpoint: %s", strerror(-rc));
+		goto out;
+	}
+	if (changed) {
+		/* I3: the target data of every region recorded below is flushed
+		 * before the transaction that records it */
+		for (uint32_t i = 0; i < e->npairs && rc == 0; i++) {
+			rc = io_fdatasync(e->pairs[i].tgt_fd);
+			if (rc == 0 && e->pairs[i].tgt_buf_fd != e->pairs[i].tgt_fd)
+				rc = io_fdatasync(e->pairs[i].tgt_buf_fd);
+			if (rc < 0)
+				log_err("target %s: flush failed: %s", e->pairs[i].sp->target,
+					strerror(-rc));
+		}
+	}
+	if (rc == 0) {
+		rc = state_txn(e->st, ckpt_txn, &c);
+		if (rc < 0)
+			report_errno("cannot record progress in", e->dir, rc);
+	}
+	if (rc == 0) {
+		for (uint32_t i = 0; i < e->npairs; i++) {
+			e->pairs[i].prog = c.prog[i];
+			e->pairs[i].prog_dirty = false;
+		}
+		e->state_seen = c.state_seen;
+		if (c.state_seen == SESS_ABORTED)
+			rc = -ECANCELED;
+	}
+out:
+	if (rc < 0 && rc != -ECANCELED) {
+		/* nothing was recorded: the regions stay uncounted (redo, never skip) */
+		pthread_mutex_lock(&e->mu);
+		for (uint32_t i = 0; i < e->npairs; i++) {
+			for (size_t k = 0; k < c.add[i].n; k++)
+				region_map_set(&e->pairs[i].pend_add, c.add[i].v[k]);
+			for (size_t k = 0; k < c.del[i].n; k++)
+				if (!region_map_test(&e->pairs[i].pend_add, c.del[i].v[k]))
+					region_map_set(&e->pairs[i].pend_del, c.del[i].v[k]);
+		}
+		fail_locked(e, rc);
+		pthread_mutex_unlock(&e->mu);
+	}
+	for (uint32_t i = 0; i < e->npairs; i++) {
+		free(c.add[i].v);
+		free(c.del[i].v);
+	}
+	if (changed_out)
+		*changed_out = changed;
+	return rc;
+}
+
+/* True when nothing is left to copy: caller holds mu. */
+static bool finished_locked(struct engine *e)
+{
+	if (e->active != 0)
+		return false;
+	for (uint32_t i = 0; i < e->npairs; i++) {
+		struct pair_rt *p = &e->pairs[i];
+
+		if (p->bulk_next < p->nregions || p->done.count < p->nregions || p->busy.count)
+			return false;
+		if (ctl_dirty_count(&e->ctl, i) != 0)
+			return false;
+	}
+	return true;
+}
+
+static void progress_line(struct engine *e, bool tty, bool final, double *last_t,
+			  uint64_t *last_bytes)
+{
+	uint64_t done = 0, bytes = atomic_load_explicit(&e->bytes_done, memory_order_relaxed);
+	double now = mono_now(), rate, pct, dt = now - *last_t;
+	char eta[32], rs[32], total[32];
+
+	pthread_mutex_lock(&e->mu);
+	for (uint32_t i = 0; i < e->npairs; i++)
+		done += e->pairs[i].done.count;
+	pthread_mutex_unlock(&e->mu);
+	pct = e->regions_total ? 100.0 * (double)done / (double)e->regions_total : 100.0;
+	rate = dt > 0 ? (double)(bytes - *last_bytes) / dt : 0;
+	if (rate > 0 && done < e->regions_total) {
+		double left = (double)(e->regions_total - done) * (double)e->region_size / rate;
+		snprintf(eta, sizeof(eta), "%d:%02d", (int)(left / 60), (int)left % 60);
+	} else {
+		snprintf(eta, sizeof(eta), "--:--");
+	}
+	size_format((uint64_t)rate, rs, sizeof(rs));
+	size_format(bytes, total, sizeof(total));
+	if (tty)
+		fprintf(stderr, "\r\033[Kvolmig: %5.1f%%  %s/s  %s written  ETA %s%s", pct, rs,
+			total, eta, final ? "\n" : "");
+	else
+		fprintf(stderr, "volmig: progress %.1f%% %s/s %s written ETA %s\n", pct, rs,
+			total, eta);
+	fflush(stderr);
+	*last_t = now;
+	*last_bytes = bytes;
+}
+
+static int open_volume(const char *path, int flags, bool direct, int *fd, int *buf_fd)
+{
+	*fd = *buf_fd = -1;
+	*buf_fd = open(path, flags | O_CLOEXEC);
+	if (*buf_fd < 0)
+		return -errno;
+	if (!direct) {
+		*fd = *buf_fd;
+		return 0;
+	}
+	*fd = open(path, flags | O_CLOEXEC | O_DIRECT);
+	if (*fd < 0) {
+		int rc = -errno;
+		close(*buf_fd);
+		*buf_fd = -1;
+		return rc;
+	}
+	return 0;
+}
+
+static void close_volume(int fd, int buf_fd)
+{
+	if (fd >= 0 && fd != buf_fd)
+		close(fd);
+	if (buf_fd >= 0)
+		close(buf_fd);
+}
+
+/* Load each pair's durable progress, dirty set and recopy hint. */
+struct load_arg {
+	struct engine *e;
+	uint64_t dirty_total;
+};
+
+static int load_txn(struct state *st, DB_TXN *txn, void *arg)
+{
+	struct load_arg *a = arg;
+	struct engine *e = a->e;
+	int rc;
+
+	a->dirty_total = 0;
+	for (uint32_t i = 0; i < e->npairs; i++) {
+		struct pair_rt *p = &e->pairs[i];
+		uint64_t beyond = 0;
+
+		rc = state_progress_get(st, txn, i, &p->prog);
+		if (rc < 0)
+			return rc;
+		region_map_clear_range(&p->ddirty, 0, p->nregions);
+		rc = state_dirty_load(st, txn, i, &p->ddirty, &beyond);
+		if (rc < 0)
+			return rc;
+		a->dirty_total += p->ddirty.count;
+	}
+	return 0;
+}
+
+static void hint_load(struct engine *e)
+{
+	char path[4200];
+	uint8_t b[8 + 8 * SESS_MAX_PAIRS] = { 0 };
+	uint64_t id = 0;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "%s/progress.hint", e->dir);
+	e->hint_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (e->hint_fd < 0)
+		return;
+	n = pread(e->hint_fd, b, sizeof(b), 0);
+	for (int i = 0; i < 8; i++)
+		id |= (uint64_t)b[i] << (8 * i);
+	if (n >= 8 && id == e->s->id) {
+		for (uint32_t p = 0; p < e->npairs && (size_t)n >= 16 + 8 * (size_t)p; p++) {
+			uint64_t hwm = 0;
+			for (int i = 0; i < 8; i++)
+				hwm |= (uint64_t)b[8 + 8 * p + (unsigned)i] << (8 * i);
+			if (hwm > e->pairs[p].nregions)
+				hwm = e->pairs[p].nregions;
+			if (hwm > e->pairs[p].prog.hwm) {
+				e->pairs[p].prog.hwm = hwm;
+				e->pairs[p].prog_dirty = true;
+			}
+		}
+	}
+	for (int i = 0; i < 8; i++)
+		b[i] = (uint8_t)(e->s->id >> (8 * i));
+	for (uint32_t p = 0; p < e->npairs; p++) {
+		uint64_t hwm = e->pairs[p].prog.hwm;
+		for (int i = 0; i < 8; i++)
+			b[8 + 8 * p + (unsigned)i] = (uint8_t)(hwm >> (8 * i));
+	}
+	if (pwrite(e->hint_fd, b, 8 + 8 * (size_t)e->npairs, 0) < 0) {
+		/* a statistic only */
+	}
+}
+
+/* Build (or join) the control block: DIRTY for every region at or past its
+ * pair's cursor and for every region of the durable dirty set. */
+static int ctl_setup(struct engine *e)
+{
+	struct ctl_params *cp;
+	char path[256];
+	int rc;
+
+	rc = ctl_path(e->dir, path, sizeof(path));
+	if (rc < 0)
+		return rc;
+	rc = ctl_attach(&e->ctl, path);
+	if (rc == 0 && (e->ctl.hdr->session_id != e->s->id || e->ctl.hdr->region_shift != e->shift ||
+			ctl_live_procs(&e->ctl, getpid()) == 0)) {
+		ctl_detach(&e->ctl);
+		rc = -ESTALE;
+	}
+	if (rc == 0) {
+		/* processes are attached: keep their bits, add ours */
+		for (uint32_t i = 0; i < e->npairs; i++) {
+			struct pair_rt *p = &e->pairs[i];
+			for (uint64_t r = p->prog.cursor; r < p->nregions; r++)
+				ctl_mark_dirty(&e->ctl, i, r);
+			for (uint64_t r = region_map_next_set(&p->ddirty, 0); r < p->nregions;
+			     r = region_map_next_set(&p->ddirty, r + 1))
+				ctl_mark_dirty(&e->ctl, i, r);
+		}
+		atomic_store_explicit(&e->ctl.hdr->copier_pid, (int32_t)getpid(), memory_order_release);
+		return 0;
+	}
+	cp = calloc(1, sizeof(*cp));
+	if (cp == NULL)
+		return -ENOMEM;
+	cp->session_id = e->s->id;
+	cp->region_shift = e->shift;
+	cp->npairs = e->npairs;
+	for (uint32_t i = 0; i < e->npairs; i++) {
+		const struct sess_pair *sp = e->pairs[i].sp;
+
+		cp->sizes[i] = sp->size;
+		cp->sources[i] = sp->source;
+		cp->targets[i] = sp->target;
+		cp->source_ids[i] = (struct ctl_ident){ .kind = sp->source_id.kind,
+							 .dev = sp->source_id.dev,
+							 .ino = sp->source_id.ino,
+							 .rdev = sp->source_id.rdev };
+		cp->target_ids[i] = (struct ctl_ident){ .kind = sp->target_id.kind,
+							 .dev = sp->target_id.dev,
+							 .ino = sp->target_id.ino,
+							 .rdev = sp->target_id.rdev };
+	}
+	rc = ctl_create(&e->ctl, path, cp);
+	free(cp);
+	if (rc < 0)
+		return rc;
+	for (uint32_t i = 0; i < e->npairs; i++) {
+		struct pair_rt *p = &e->pairs[i];
+		for (uint64_t r = p->prog.cursor; r < p->nregions; r++)
+			ctl_mark_dirty(&e->ctl, i, r);
+		for (uint64_t r = region_map_next_set(&p->ddirty, 0); r < p->nregions;
+		     r = region_map_next_set(&p->ddirty, r + 1))
+			ctl_mark_dirty(&e->ctl, i, r);
+	}
+	atomic_store_explicit(&e->ctl.hdr->copier_pid, (int32_t)getpid(), memory_order_release);
+	ctl_publish(&e->ctl, e->s->state);
+	return 0;
+}
+
+struct start_arg {
+	bool resume;
+};
+
+static int start_txn(struct state *st, DB_TXN *txn, void *arg)
+{
+	struct start_arg *a = arg;
+	struct state_totals t;
+	struct sess s;
+	int rc;
+
+	rc = state_sess_get(st, txn, &s);
+	if (rc < 0)
+		return rc;
+	if (s.state == SESS_SETUP)
+		s.state = SESS_COPYING;
+	rc = state_sess_put(st, txn, &s);
+	sess_release(&s);
+	if (rc < 0 || !a->resume)
+		return rc;
+	rc = state_totals_get(st, txn, &t);
+	if (rc < 0)
+		return rc;
+	t.resumes++;
+	return state_totals_put(st, txn, &t);
+}
+
+static int synced_txn(struct state *st, DB_TXN *txn, void *arg)
+{
+	struct engine *e = arg;
+	struct sess s;
+	int rc;
+
+	for (uint32_t i = 0; i < e->npairs; i++) {
+		uint64_t n;
+
+		rc = state_dirty_count(st, txn, i, &n);
+		if (rc < 0)
+			return rc;
+		if (n != 0)
+			return -EAGAIN; /* not synced after all: copy on */
+	}
+	rc = state_sess_get(st, txn, &s);
+	if (rc < 0)
+		return rc;
+	if (s.state == SESS_COPYING)
+		s.state = SESS_SYNCED;
+	rc = state_sess_put(st, txn, &s);
+	sess_release(&s);
+	return rc;
+}
+
+static void engine_release(struct engine *e)
+{
+	if (e->pairs != NULL) {
+		for (uint32_t i = 0; i < e->npairs; i++) {
+			struct pair_rt *p = &e->pairs[i];
+
+			close_volume(p->src_fd, p->src_buf_fd);
+			close_volume(p->tgt_fd, p->tgt_buf_fd);
+			region_map_release(&p->done);
+			region_map_release(&p->busy);
+			region_map_release(&p->pend_add);
+			region_map_release(&p->pend_del);
+			region_map_release(&p->ddirty);
+		}
+		free(e->pairs);
+	}
+	if (e->ctl.hdr != NULL) {
+		int32_t me = (int32_t)getpid();
+		atomic_compare_exchange_strong(&e->ctl.hdr->copier_pid, &me, 0);
+		ctl_detach(&e->ctl);
+	}
+	if (e->hint_fd >= 0)
+		close(e->hint_fd);
+	pthread_mutex_destroy(&e->mu);
+	pthread_mutex_destroy(&e->rate_mu);
+	pthread_cond_destroy(&e->work_cv);
+	pthread_cond_destroy(&e->main_cv);
+}
+
+static int engine_prepare(struct engine *e)
+{
+	struct load_arg la = { .e = e };
+	int rc;
+
+	e->pairs = calloc(e->npairs, sizeof(*e->pairs));
+	if (e->pairs == NULL)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < e->npairs; i++) {
+		struct pair_rt *p = &e->pairs[i];
+
+		p->src_fd = p->src_buf_fd = p->tgt_fd = p->tgt_buf_fd = -1;
+	}
+	for (uint32_t i = 0; i < e->npairs; i++) {
+		struct pair_rt *p = &e->pairs[i];
+
+		p->sp = &e->s->pairs[i];
+		p->src_file = p->sp->source_id.kind == SESS_KIND_FILE;
+		p->tgt_file = p->sp->target_id.kind == SESS_KIND_FILE;
+		p->nregions = region_count(p->sp->size, e->shift);
+		e->regions_total += p->nregions;
+		rc = open_volume(p->sp->source, O_RDONLY, e->o->direct, &p->src_fd, &p->src_buf_fd);
+		if (rc < 0) {
+			report_errno("cannot open source", p->sp->source, rc);
+			return rc;
+		}
+		rc = open_volume(p->sp->target, O_RDWR, e->o->direct, &p->tgt_fd, &p->tgt_buf_fd);
+		if (rc < 0) {
+			report_errno("cannot open target", p->sp->target, rc);
+			return rc;
+		}
+		if ((rc = region_map_init(&p->done, p->nregions)) < 0 ||
+		    (rc = region_map_init(&p->busy, p->nregions)) < 0 ||
+		    (rc = region_map_init(&p->pend_add, p->nregions)) < 0 ||
+		    (rc = region_map_init(&p->pend_del, p->nregions)) < 0 ||
+		    (rc = region_map_init(&p->ddirty, p->nregions)) < 0) {
+			log_err("out of memory for the region maps");
+			return rc;
+		}
+	}
+	rc = state_txn(e->st, load_txn, &la);
+	if (rc < 0) {
+		report_errno("cannot read progress from", e->dir, rc);
+		return rc;
+	}
+	hint_load(e);
+	for (uint32_t i = 0; i < e->npairs; i++) {
+		struct pair_rt *p = &e->pairs[i];
+
+		if (p->prog.cursor > p->nregions) {
+			log_err("state directory %s is corrupted: pair %u cursor past its end", e->dir, i);
+			return -EBADMSG;
+		}
+		region_map_set_range(&p->done, 0, p->prog.cursor);
+		p->bulk_next = p->prog.cursor;
+		p->recopy_limit = p->prog.hwm;
+		/* the durable dirty set is already durable: nothing to add */
+	}
+	rc = ctl_setup(e);
+	if (rc < 0) {
+		report_errno("cannot set up the control block for", e->dir, rc);
+		return rc;
+	}
+	return 0;
+}
+
+int engine_run(const char *dir, struct state *st, struct sess *s, const struct engine_opts *o)
+{
+	struct engine e = {
+		.dir = dir, .st = st, .s = s, .o = o, .hint_fd = -1,
+		.shift = s->region_shift, .region_size = UINT64_C(1) << s->region_shift,
+		.npairs = s->npairs,
+	};
+	struct sigaction sa = { .sa_handler = on_signal }, old_int, old_term;
+	pthread_t *threads = NULL;
+	unsigned nthreads = 0;
+	bool tty = isatty(STDERR_FILENO), resume;
+	double last_ckpt, last_prog, rate_t;
+	uint64_t rate_b = 0;
+	int rc;
+
+	pthread_mutex_init(&e.mu, NULL);
+	pthread_mutex_init(&e.rate_mu, NULL);
+	pthread_cond_init(&e.work_cv, NULL);
+	pthread_cond_init(&e.main_cv, NULL);
+	rc = engine_prepare(&e);
+	if (rc < 0)
+		goto out;
+
+	resume = s->state == SESS_COPYING;
+	{
+		struct start_arg sa_ = { .resume = resume };
+		rc = state_txn(st, start_txn, &sa_);
+	}
+	if (rc < 0) {
+		report_errno("cannot record the start of copying in", dir, rc);
+		goto out;
+	}
+	if (s->state == SESS_SETUP)
+		s->state = SESS_COPYING;
+	atomic_store_explicit(&e.ctl.hdr->state, s->state, memory_order_release);
+	if (resume) {
+		uint64_t done = 0;
+		for (uint32_t i = 0; i < e.npairs; i++)
+			done += e.pairs[i].prog.cursor;
+		log_info("resuming at %.1f%% (%llu of %llu regions already copied)",
+			 e.regions_total ? 100.0 * (double)done / (double)e.regions_total : 100.0,
+			 (unsigned long long)done, (unsigned long long)e.regions_total);
+	}
+
+	engine_signal = 0;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, &old_int);
+	sigaction(SIGTERM, &sa, &old_term);
+
+	threads = calloc(o->threads, sizeof(*threads));
+	if (threads == NULL) {
+		rc = -ENOMEM;
+		goto out_sig;
+	}
+	for (; nthreads < o->threads; nthreads++) {
+		rc = -pthread_create(&threads[nthreads], NULL, worker, &e);
+		if (rc < 0) {
+			report_errno("cannot start copier threads for", dir, rc);
+			pthread_mutex_lock(&e.mu);
+			fail_locked(&e, rc);
+			pthread_mutex_unlock(&e.mu);
+			break;
+		}
+	}
+
+	last_ckpt = last_prog = rate_t = mono_now();
+	rc = 0;
+	for (;;) {
+		struct timespec ts;
+		bool finished, stop;
+		double now;
+
+		pthread_mutex_lock(&e.mu);
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 50 * 1000 * 1000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&e.main_cv, &e.mu, &ts);
+		if (engine_signal && !e.stop) {
+			e.stop = true;
+			pthread_cond_broadcast(&e.work_cv);
+		}
+		finished = s->state == SESS_COPYING && finished_locked(&e);
+		stop = e.stop;
+		pthread_mutex_unlock(&e.mu);
+
+		now = mono_now();
+		if (stop || finished || (now - last_ckpt) * 1e6 >= (double)o->checkpoint_us) {
+			if (stop) {
+				/* let workers finish their items before the last checkpoint */
+				pthread_mutex_lock(&e.mu);
+				while (e.active > 0)
+					pthread_cond_wait(&e.main_cv, &e.mu);
+				pthread_mutex_unlock(&e.mu);
+			}
+			rc = checkpoint(&e, NULL);
+			last_ckpt = mono_now();
+			if (rc < 0 || stop)
+				break;
+			if (e.state_seen == SESS_COMMITTED)
+				break; /* --follow ends with the session */
+		}
+		if (finished) {
+			rc = state_txn(st, synced_txn, &e);
+			if (rc == -EAGAIN) {
+				rc = 0;
+				continue;
+			}
+			if (rc < 0) {
+				report_errno("cannot record the synced state in", dir, rc);
+				break;
+			}
+			s->state = SESS_SYNCED;
+			atomic_store_explicit(&e.ctl.hdr->state, s->state, memory_order_release);
+			atomic_fetch_add_explicit(&e.ctl.hdr->epoch, 1, memory_order_acq_rel);
+			if (tty || o->progress_every > 0)
+				progress_line(&e, tty, true, &rate_t, &rate_b);
+			if (!o->follow)
+				break;
+		}
+		if (tty ? now - last_prog >= 0.5 : (o->progress_every > 0 && now - last_prog >= o->progress_every)) {
+			progress_line(&e, tty, false, &rate_t, &rate_b);
+			last_prog = now;
+		}
+	}
+
+	pthread_mutex_lock(&e.mu);
+	e.stop = true;
+	pthread_cond_broadcast(&e.work_cv);
+	pthread_mutex_unlock(&e.mu);
+	for (unsigned i = 0; i < nthreads; i++)
+		pthread_join(threads[i], NULL);
+	free(threads);
+	if (tty)
+		fputc('\n', stderr);
+	if (rc == 0 && e.error < 0)
+		rc = e.error;
+	if (rc == 0 && engine_signal) {
+		rc = -EINTR;
+		log_info("interrupted by signal %d; progress is saved, run volmig sync to resume",
+			 (int)engine_signal);
+	}
+	if (rc == -ECANCELED)
+		log_err("session %s was aborted; the copier stops", dir);
+out_sig:
+	sigaction(SIGINT, &old_int, NULL);
+	sigaction(SIGTERM, &old_term, NULL);
+out:
+	engine_release(&e);
+	return rc;
+}

@@ -1,0 +1,190 @@
+/*
+ * ctl: the control block, a shared-memory file per session that the copier
+ * and every process under the shim map.
+ *
+ * It is advisory (DESIGN.md "The control block"): rebuilt from durable state
+ * whenever no live process is attached, never trusted across a crash of every
+ * process, and a segment that fails validation (wrong magic, version, sizes
+ * or checksum of its immutable part) is rejected, not used.
+ *
+ * Layout: a header (immutable part, then its checksum, then mutable atomics:
+ * state, epoch, copier pid, table of attached processes), a string table with
+ * the pairs' paths, then one 32-bit word per region of every pair:
+ *
+ *   bit 31 CTL_DIRTY    region may differ between source and target
+ *   bit 30 CTL_CIP      the copier is copying the region
+ *   bit 29 CTL_RACED    a write went ahead while CIP was set (I7 timeout)
+ *   bits 0..15          writes in flight to the region
+ *
+ * The region protocol (I4) is the pair ctl_copy_begin/ctl_copy_end on the
+ * copier's side and ctl_write_begin/ctl_write_end on the shim's; every change
+ * of a region word is one compare-and-swap or fetch-op, so the two sides
+ * always see a consistent word.  Touched by: the copier's worker threads and
+ * every thread of every process under the shim, concurrently.  libc only.
+ */
+#ifndef VOLMIG_CTL_H
+#define VOLMIG_CTL_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define CTL_MAGIC UINT64_C(0x314b4c43474d5600) /* "\0VMGCLK1" */
+#define CTL_VERSION 1
+#define CTL_MAX_PAIRS 64
+#define CTL_MAX_PROCS 512
+
+enum ctl_region_bits {
+	CTL_DIRTY = 1u << 31,
+	CTL_CIP = 1u << 30,
+	CTL_RACED = 1u << 29,
+	CTL_INFLIGHT = 0xffffu,
+};
+
+struct ctl_ident {
+	uint32_t kind; /* 1 file, 2 block device (as enum sess_kind) */
+	uint32_t pad;
+	uint64_t dev, ino, rdev;
+};
+
+struct ctl_pair {
+	uint64_t size;         /* bytes */
+	uint64_t nregions;
+	uint64_t first_region; /* index of the pair's region 0 in the word array */
+	struct ctl_ident source_id;
+	struct ctl_ident target_id;
+	uint32_t source_off, source_len; /* paths in the string table */
+	uint32_t target_off, target_len;
+};
+
+struct ctl_proc {
+	_Atomic int32_t pid;      /* 0: free slot */
+	_Atomic uint32_t epoch;   /* last epoch the process acknowledged */
+	_Atomic uint64_t start;   /* process start time, to tell pid reuse */
+};
+
+struct ctl_hdr {
+	/* immutable once published; covered by checksum */
+	uint64_t magic;
+	uint32_t version;
+	uint32_t hdr_size;      /* bytes of this struct */
+	uint64_t map_size;      /* bytes of the whole file */
+	uint64_t session_id;
+	uint32_t region_shift;
+	uint32_t npairs;
+	uint64_t nregions;      /* words in the region array */
+	uint64_t strtab_off, strtab_len;
+	uint64_t regions_off;   /* page-aligned */
+	struct ctl_pair pairs[CTL_MAX_PAIRS];
+	uint64_t checksum;      /* FNV-1a 64 of every byte above */
+	/* mutable */
+	_Atomic uint32_t ready; /* 1 once the copier has filled the block */
+	_Atomic uint32_t state; /* enum sess_state */
+	_Atomic uint32_t epoch; /* bumped on every state change */
+	_Atomic int32_t copier_pid;
+	struct ctl_proc procs[CTL_MAX_PROCS];
+};
+
+struct ctl {
+	struct ctl_hdr *hdr;
+	_Atomic uint32_t *regions;
+	size_t map_size;
+};
+
+/* What the copier fills a new block with. */
+struct ctl_params {
+	uint64_t session_id;
+	uint32_t region_shift;
+	uint32_t npairs;
+	uint64_t sizes[CTL_MAX_PAIRS];
+	struct ctl_ident source_ids[CTL_MAX_PAIRS];
+	struct ctl_ident target_ids[CTL_MAX_PAIRS];
+	const char *sources[CTL_MAX_PAIRS];
+	const char *targets[CTL_MAX_PAIRS];
+};
+
+/*
+ * Path of the control block of the state directory dir: a file in
+ * /dev/shm named after the directory's device and inode, so that the copier
+ * and the shim find the same one without reading anything else.
+ * 0, -errno of stat, or -ENAMETOOLONG.
+ */
+int ctl_path(const char *dir, char *buf, size_t len);
+
+/*
+ * Make a new block at path (replacing any there, atomically by rename) with
+ * every region word zero and ready = 0, and map it into *c.  The caller
+ * fills dirty bits, then calls ctl_publish().  0 or -errno.
+ */
+int ctl_create(struct ctl *c, const char *path, const struct ctl_params *p);
+
+/* Mark a created block ready: processes may use it from now on. */
+void ctl_publish(struct ctl *c, uint32_t state);
+
+/*
+ * Map an existing block and validate it.  0; -ENOENT; -EBADMSG when it fails
+ * validation (foreign, corrupted, or another version); -EAGAIN when it is
+ * valid but not yet ready; other -errno.
+ */
+int ctl_attach(struct ctl *c, const char *path);
+
+/* Unmap.  Idempotent. */
+void ctl_detach(struct ctl *c);
+
+/*
+ * Check that buf[0..len) is a well-formed block: magic, version, header size,
+ * map size == len, pair table and string table within bounds, regions
+ * counted right, checksum.  0 or -EBADMSG.  Pure; safe on hostile bytes.
+ */
+int ctl_validate(const void *buf, size_t len);
+
+/* Word of region r of pair p (no bounds check: callers check r < nregions). */
+static inline _Atomic uint32_t *ctl_region(const struct ctl *c, uint32_t pair, uint64_t r)
+{
+	return &c->regions[c->hdr->pairs[pair].first_region + r];
+}
+
+/*
+ * Copier: start copying region r of pair p (I4).  Sets CIP, waits up to
+ * wait_us for writes in flight to drain, then clears DIRTY.  Returns 0 when
+ * the region is now the copier's to copy, or -EBUSY when writes did not
+ * drain in time (CIP is withdrawn; the region stays dirty and must be
+ * retried).
+ */
+int ctl_copy_begin(struct ctl *c, uint32_t pair, uint64_t r, uint64_t wait_us);
+
+/*
+ * Copier: the copy of region r is done (its data written to the target).
+ * Clears CIP and RACED.  Returns 1 when the region is clean as of the copy
+ * (no write raced it and none re-dirtied it), 0 when it must stay dirty.
+ */
+int ctl_copy_end(struct ctl *c, uint32_t pair, uint64_t r);
+
+/*
+ * Shim: a write to region r is about to be issued.  Waits up to wait_us
+ * while the copier holds CIP (I7: never longer), then counts the write in
+ * flight.  Returns 1 when the region was clean, so the caller must make its
+ * intent durable (I2) and then call ctl_mark_dirty(); 0 when it was dirty.
+ */
+int ctl_write_begin(struct ctl *c, uint32_t pair, uint64_t r, uint64_t wait_us);
+
+/* Shim: set DIRTY once the intent for region r is durable. */
+void ctl_mark_dirty(struct ctl *c, uint32_t pair, uint64_t r);
+
+/* Shim: the write to region r has completed (or failed). */
+void ctl_write_end(struct ctl *c, uint32_t pair, uint64_t r);
+
+/* Number of regions of pair p with DIRTY set (a scan; for status). */
+uint64_t ctl_dirty_count(const struct ctl *c, uint32_t pair);
+
+/*
+ * Attached-process table.  ctl_proc_register claims a slot for the calling
+ * process (0 or -ENOSPC); ctl_proc_unregister frees it; ctl_live_procs counts
+ * slots whose process is alive and is not `except`.
+ */
+int ctl_proc_register(struct ctl *c, pid_t pid);
+void ctl_proc_unregister(struct ctl *c, pid_t pid);
+unsigned ctl_live_procs(const struct ctl *c, pid_t except);
+
+#endif

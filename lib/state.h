@@ -1,0 +1,113 @@
+/*
+ * state: the durable store of a session, in a transactional Berkeley DB
+ * environment inside the state directory.
+ *
+ * Contents (one database file, volmig.db, with three named databases):
+ *   meta    "session"        -> the session record (lib/sess.h encoding)
+ *           "pair/<i>"       -> struct state_progress of pair i
+ *           "totals"         -> struct state_totals
+ *   dirty   (u32 pair, u64 region), big-endian -> empty: the durable dirty set
+ *   ingest  segment name     -> u64 ingest offset of that dirty-log segment
+ *
+ * The environment is opened with DB_INIT_TXN | DB_INIT_LOG | DB_INIT_LOCK |
+ * DB_INIT_MPOOL and DB_REGISTER | DB_RECOVER: recovery runs whenever a
+ * process that had the environment open died without closing it (and on
+ * first use), and a second volmig process (status while sync runs) joins a
+ * live environment instead of recovering it underneath the first.  Every
+ * commit is synchronous: a committed transaction survives power loss.
+ *
+ * Only the copier (the `volmig` command) links this module; applications
+ * never open the environment (DESIGN.md: non-robust mutexes).
+ * A struct state is used by one thread at a time.
+ */
+#ifndef VOLMIG_STATE_H
+#define VOLMIG_STATE_H
+
+#include <db.h>
+#include <stdint.h>
+
+#include "region.h"
+#include "sess.h"
+
+struct state {
+	DB_ENV *env;
+	DB *meta;
+	DB *dirty;
+	DB *ingest;
+};
+
+enum state_open_flags {
+	STATE_CREATE = 1 << 0, /* create the environment and databases */
+};
+
+/* Durable progress of one pair. */
+struct state_progress {
+	uint64_t cursor;         /* regions below it were copied and flushed (I3) */
+	uint64_t bytes_copied;   /* bytes written to the target, checkpointed */
+	uint64_t bytes_recopied; /* of those, bytes copied again after a resume */
+	uint64_t hwm;            /* highest region end the copier had issued, as
+				    far as it was known at the last resume */
+};
+
+struct state_totals {
+	uint64_t resumes; /* times `sync` started with work already done */
+};
+
+/*
+ * Open (and with STATE_CREATE create) the store in dir, running recovery if
+ * needed.  Returns 0; -ENOENT when there is no store and STATE_CREATE was not
+ * given; -EBADMSG when the files are not a volmig store or are corrupted;
+ * another -errno.  On failure *st is left closed.
+ */
+int state_open(struct state *st, const char *dir, unsigned flags);
+
+/*
+ * Remove every file of a store from dir (database, environment regions,
+ * log files).  The store must not be open anywhere.  0 or -errno.
+ */
+int state_remove(const char *dir);
+
+/* Close the store (idempotent).  0 or -errno of the first failing close. */
+int state_close(struct state *st);
+
+/*
+ * Run fn inside one transaction: begin, fn(st, txn, arg), commit.  A
+ * deadlock aborts and runs fn again (fn must be restartable); any other
+ * failure of fn aborts and is returned.  0 once committed, or -errno.
+ */
+int state_txn(struct state *st, int (*fn)(struct state *, DB_TXN *, void *), void *arg);
+
+/* Session record.  get: 0, -ENOENT, or sess_decode's errors. */
+int state_sess_get(struct state *st, DB_TXN *txn, struct sess *s);
+int state_sess_put(struct state *st, DB_TXN *txn, const struct sess *s);
+
+/* Progress of pair i; a pair never written reads as all zero. */
+int state_progress_get(struct state *st, DB_TXN *txn, uint32_t pair, struct state_progress *p);
+int state_progress_put(struct state *st, DB_TXN *txn, uint32_t pair, const struct state_progress *p);
+
+int state_totals_get(struct state *st, DB_TXN *txn, struct state_totals *t);
+int state_totals_put(struct state *st, DB_TXN *txn, const struct state_totals *t);
+
+/* Durable dirty set.  add/del are idempotent. */
+int state_dirty_add(struct state *st, DB_TXN *txn, uint32_t pair, uint64_t region);
+int state_dirty_del(struct state *st, DB_TXN *txn, uint32_t pair, uint64_t region);
+/* Set in m (sized for the pair) the bit of every dirty region of pair;
+ * regions beyond m->nbits are counted in *beyond (may be NULL). */
+int state_dirty_load(struct state *st, DB_TXN *txn, uint32_t pair, struct region_map *m,
+		     uint64_t *beyond);
+/* Number of dirty regions of pair. */
+int state_dirty_count(struct state *st, DB_TXN *txn, uint32_t pair, uint64_t *n);
+
+/* Dirty-log ingest offsets, by segment file name. */
+int state_ingest_get(struct state *st, DB_TXN *txn, const char *segment, uint64_t *off);
+int state_ingest_put(struct state *st, DB_TXN *txn, const char *segment, uint64_t off);
+int state_ingest_del(struct state *st, DB_TXN *txn, const char *segment);
+
+/* Berkeley DB's return code as -errno (DB_NOTFOUND -> -ENOENT, deadlock ->
+ * -EDEADLK, run-recovery -> -EIO, other DB codes -> -EIO). */
+int state_errno(int dbrc);
+
+/* Checkpoint the environment's log and remove log files no longer needed. */
+int state_log_checkpoint(struct state *st);
+
+#endif
