@@ -994,7 +994,7 @@ int engine_run(const char *dir, struct state *st, struct sess *s, const struct e
 	pthread_t *threads = NULL;
 	unsigned nthreads = 0;
 	bool tty = isatty(STDERR_FILENO), resume;
-	double last_ckpt, last_prog, rate_t;
+	double last_ckpt, last_dur = 0, last_prog, rate_t, interval = (double)o->checkpoint_us / 1e6;
 	uint64_t rate_b = 0;
 	int rc;
 
@@ -1055,9 +1055,19 @@ int engine_run(const char *dir, struct state *st, struct sess *s, const struct e
 		bool finished, stop;
 		double now;
 
+		/* Work copied after a checkpoint's snapshot is at risk until the
+		 * next checkpoint commits; taking each snapshot early by the last
+		 * checkpoint's duration keeps that window within one interval
+		 * (I6: a kill redoes at most one interval of copying). */
+		double due = last_ckpt + interval - last_dur, wait = due - mono_now();
+
+		if (wait > 0.05)
+			wait = 0.05;
+		if (wait < 0.001)
+			wait = 0.001;
 		pthread_mutex_lock(&e.mu);
 		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 50 * 1000 * 1000;
+		ts.tv_nsec += (long)(wait * 1e9);
 		if (ts.tv_nsec >= 1000000000) {
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000000000;
@@ -1072,7 +1082,7 @@ int engine_run(const char *dir, struct state *st, struct sess *s, const struct e
 		pthread_mutex_unlock(&e.mu);
 
 		now = mono_now();
-		if (stop || finished || (now - last_ckpt) * 1e6 >= (double)o->checkpoint_us) {
+		if (stop || finished || now >= last_ckpt + interval - last_dur) {
 			if (stop) {
 				/* let workers finish their items before the last checkpoint */
 				pthread_mutex_lock(&e.mu);
@@ -1081,7 +1091,10 @@ int engine_run(const char *dir, struct state *st, struct sess *s, const struct e
 				pthread_mutex_unlock(&e.mu);
 			}
 			rc = checkpoint(&e, NULL);
-			last_ckpt = mono_now();
+			last_dur = mono_now() - now;
+			if (last_dur > interval)
+				last_dur = interval;
+			last_ckpt = now;
 			if (rc < 0 || stop)
 				break;
 			if (e.state_seen == SESS_COMMITTED)

@@ -1,0 +1,127 @@
+# lib-test.sh: what every scenario test shares.  Source it first:
+#
+#   . "$(dirname "$0")/lib-test.sh"
+#
+# It makes a scratch directory ($SCRATCH, removed on exit), finds the build
+# ($VOLMIG: the volmig binary, run through $TEST_PREFIX), and prints TAP:
+#   ok_if "what" COMMAND...     one check: passes when COMMAND succeeds
+#   ok / not_ok "what"          one check decided by the caller
+#   skip_test "why"             a skipped check (never counted as passed)
+#   spawn VAR COMMAND...        start COMMAND in the background; its pid in
+#                               VAR; killed (by pid) on exit if still alive
+#   loop_attach VAR FILE        attach FILE to a loop device (name in VAR);
+#                               detached on exit; fails when loops cannot
+#                               be made here
+#   done_testing                plan line; exit status 1 if a check failed
+# Seeds: test_seed prints and returns the seed ($VOLMIG_TEST_SEED or random)
+# and seeds $RANDOM with it, so a failing run can be repeated.
+set -u
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+: "${VOLMIG_BUILD:=$TOP/build/default}"
+VOLMIG_BIN="$VOLMIG_BUILD/volmig"
+VOLMIG="${TEST_PREFIX:+$TEST_PREFIX }$VOLMIG_BIN"
+SCRATCH=$(mktemp -d "${TMPDIR:-/var/tmp}/volmig-test.XXXXXX")
+_t_n=0
+_t_failed=0
+_t_pids=()
+_t_loops=()
+
+_t_cleanup() {
+	local p l
+	for p in "${_t_pids[@]}"; do
+		if kill -0 "$p" 2>/dev/null; then
+			kill -KILL "$p" 2>/dev/null
+			wait "$p" 2>/dev/null
+		fi
+	done
+	for l in "${_t_loops[@]}"; do
+		losetup -d "$l" 2>/dev/null
+	done
+	rm -rf "$SCRATCH"
+}
+trap _t_cleanup EXIT
+
+ok() {
+	_t_n=$((_t_n + 1))
+	echo "ok $_t_n - $*"
+}
+
+not_ok() {
+	_t_n=$((_t_n + 1))
+	_t_failed=$((_t_failed + 1))
+	echo "not ok $_t_n - $*"
+}
+
+ok_if() {
+	local what=$1
+	shift
+	if "$@"; then ok "$what"; else not_ok "$what"; fi
+}
+
+skip_test() {
+	_t_n=$((_t_n + 1))
+	echo "ok $_t_n # SKIP $*"
+}
+
+done_testing() {
+	echo "1..$_t_n"
+	[ "$_t_failed" -eq 0 ]
+	exit $?
+}
+
+note() {
+	echo "# $*"
+}
+
+test_seed() {
+	local seed=${VOLMIG_TEST_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
+	seed=$((seed % 2147483647))
+	RANDOM=$seed
+	note "seed $seed (set VOLMIG_TEST_SEED=$seed to repeat this run)"
+	TEST_SEED=$seed
+}
+
+# Random integer in [lo, hi] from the seeded $RANDOM.
+rand_between() {
+	local lo=$1 hi=$2
+	echo $((lo + (RANDOM * 32768 + RANDOM) % (hi - lo + 1)))
+}
+
+spawn() {
+	local var=$1
+	shift
+	"$@" &
+	local _sp_pid=$!
+	_t_pids+=("$_sp_pid")
+	printf -v "$var" '%s' "$_sp_pid"
+}
+
+loop_attach() {
+	local var=$1 file=$2 _la_dev
+	_la_dev=$(losetup --find --show "$file" 2>/dev/null) || return 1
+	_t_loops+=("$_la_dev")
+	printf -v "$var" '%s' "$_la_dev"
+}
+
+# Can this machine make loop devices?  (root, loop driver, a free device)
+loops_available() {
+	local f="$SCRATCH/.loopprobe" dev
+	[ "$(id -u)" -eq 0 ] || return 1
+	truncate -s 1M "$f" || return 1
+	dev=$(losetup --find --show "$f" 2>/dev/null) || { rm -f "$f"; return 1; }
+	losetup -d "$dev"
+	rm -f "$f"
+	return 0
+}
+
+# JSON field of `volmig status --json` (top level, numbers and strings).
+status_field() { # dir key
+	$VOLMIG_BIN status -s "$1" --json | python3 -c 'import json,sys; v=json.load(sys.stdin)[sys.argv[1]]; print(v if v is not None else "null")' "$2"
+}
+
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+
+# Random data file of N MiB.
+make_random() { # file mib
+	head -c "$(($2 * 1048576))" /dev/urandom >"$1"
+}
