@@ -85,7 +85,18 @@ struct volume_check {
 	bool exists;
 };
 
-static int probe(const char *role, const char *path, struct volume_check *v)
+/* "given" or, when it resolves elsewhere, "given (resolved)": messages name
+ * the volume as the user wrote it. */
+static void name_as_given(char *buf, size_t len, const char *given, const char *resolved)
+{
+	if (strcmp(given, resolved) == 0)
+		snprintf(buf, len, "%s", given);
+	else
+		snprintf(buf, len, "%s (%s)", given, resolved);
+}
+
+/* Stat and size a volume at path; name is how messages call it. */
+static int probe(const char *role, const char *name, const char *path, struct volume_check *v)
 {
 	struct stat sb;
 	int fd, rc;
@@ -95,23 +106,23 @@ static int probe(const char *role, const char *path, struct volume_check *v)
 		rc = -errno;
 		if (rc == -ENOENT && strcmp(role, "target") == 0)
 			return 0; /* created later */
-		log_err("%s %s: %s", role, path, strerror(-rc));
+		log_err("%s %s: %s", role, name, strerror(-rc));
 		return rc;
 	}
 	if (sess_ident_from_stat(&sb, &v->id) < 0) {
-		log_err("%s %s is neither a block device nor a regular file", role, path);
+		log_err("%s %s is neither a block device nor a regular file", role, name);
 		return -EINVAL;
 	}
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		rc = -errno;
-		log_err("%s %s: %s", role, path, strerror(-rc));
+		log_err("%s %s: %s", role, name, strerror(-rc));
 		return rc;
 	}
 	rc = io_size(fd, &v->size);
 	close(fd);
 	if (rc < 0) {
-		log_err("%s %s: cannot read its size: %s", role, path, strerror(-rc));
+		log_err("%s %s: cannot read its size: %s", role, name, strerror(-rc));
 		return rc;
 	}
 	v->exists = true;
@@ -182,6 +193,7 @@ int cmd_setup(int argc, char **argv)
 	static struct volume_check src[SESS_MAX_PAIRS], tgt[SESS_MAX_PAIRS];
 	static char abs_src[SESS_MAX_PAIRS][PATH_MAX], abs_tgt[SESS_MAX_PAIRS][PATH_MAX];
 	const char *sources[SESS_MAX_PAIRS], *targets[SESS_MAX_PAIRS];
+	static char src_name[SESS_MAX_PAIRS][PATH_MAX + 64], tgt_name[SESS_MAX_PAIRS][PATH_MAX + 64];
 	unsigned nsrc = 0, ntgt = 0;
 	const char *dir_arg = NULL, *dir;
 	struct session_lock lock = { .fd = -1 };
@@ -267,28 +279,31 @@ int cmd_setup(int argc, char **argv)
 			report_errno("target", targets[i], rc);
 			return EXIT_FAIL;
 		}
+		name_as_given(src_name[i], sizeof(src_name[i]), sources[i], abs_src[i]);
+		name_as_given(tgt_name[i], sizeof(tgt_name[i]), targets[i], abs_tgt[i]);
 		sources[i] = abs_src[i];
 		targets[i] = abs_tgt[i];
-		if (probe("source", sources[i], &src[i]) < 0 || probe("target", targets[i], &tgt[i]) < 0)
+		if (probe("source", src_name[i], sources[i], &src[i]) < 0 ||
+		    probe("target", tgt_name[i], targets[i], &tgt[i]) < 0)
 			return EXIT_FAIL;
 		if (tgt[i].exists && sess_ident_equal(&src[i].id, &tgt[i].id)) {
-			log_err("target %s is the same volume as source %s", targets[i], sources[i]);
+			log_err("target %s is the same volume as source %s", tgt_name[i], src_name[i]);
 			return EXIT_FAIL;
 		}
 		if (tgt[i].exists && tgt[i].size < src[i].size) {
 			log_err("target %s is smaller than source %s: %llu bytes, need %llu",
-				targets[i], sources[i], (unsigned long long)tgt[i].size,
+				tgt_name[i], src_name[i], (unsigned long long)tgt[i].size,
 				(unsigned long long)src[i].size);
 			return EXIT_FAIL;
 		}
 		if (src[i].size == 0) {
-			log_err("source %s is empty: nothing to migrate", sources[i]);
+			log_err("source %s is empty: nothing to migrate", src_name[i]);
 			return EXIT_FAIL;
 		}
 		for (unsigned j = 0; j < i; j++) {
 			const struct volume_check *mine[2] = { &src[i], &tgt[i] };
 			const struct volume_check *theirs[2] = { &src[j], &tgt[j] };
-			const char *mine_p[2] = { sources[i], targets[i] };
+			const char *mine_p[2] = { src_name[i], tgt_name[i] };
 
 			for (int a = 0; a < 2; a++)
 				for (int b = 0; b < 2; b++)
@@ -298,7 +313,7 @@ int cmd_setup(int argc, char **argv)
 						return EXIT_FAIL;
 					}
 			if (!tgt[i].exists && strcmp(targets[i], targets[j]) == 0) {
-				log_err("%s is used by two pairs", targets[i]);
+				log_err("%s is used by two pairs", tgt_name[i]);
 				return EXIT_FAIL;
 			}
 		}
@@ -367,7 +382,7 @@ int cmd_setup(int argc, char **argv)
 			}
 			log_info("created target %s (%llu bytes, sparse)", targets[i],
 				 (unsigned long long)src[i].size);
-			rc = probe("target", targets[i], &tgt[i]);
+			rc = probe("target", tgt_name[i], targets[i], &tgt[i]);
 			if (rc < 0)
 				goto out;
 		}

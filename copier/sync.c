@@ -13,7 +13,8 @@
 
 static const char sync_help[] =
 	"usage: volmig sync -s DIR [--threads N] [--rate BYTES_PER_S] [--direct]\n"
-	"                   [--checkpoint-interval SECONDS] [--follow]\n\n"
+	"                   [--checkpoint-interval SECONDS] [--progress-interval SECONDS]\n"
+	"                   [--follow]\n\n"
 	"Copy every pair's source to its target, resuming whatever an earlier run\n"
 	"left (after a kill, crash or reboot it goes on from its last checkpoint,\n"
 	"never from the beginning).  Exits 0 once the session is synced.\n"
