@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -354,9 +355,8 @@ uint64_t ctl_dirty_count(const struct ctl *c, uint32_t pair)
 	return n;
 }
 
-/* Start time of pid in clock ticks since boot (field 22 of /proc/pid/stat),
- * or 0 when unknown. */
-static uint64_t proc_start(pid_t pid)
+/* Field 22 of /proc/pid/stat. */
+uint64_t ctl_proc_start(pid_t pid)
 {
 	char path[64], buf[1024], *p;
 	unsigned long long start = 0;
@@ -385,7 +385,7 @@ static uint64_t proc_start(pid_t pid)
 
 int ctl_proc_register(struct ctl *c, pid_t pid)
 {
-	uint64_t start = proc_start(pid);
+	uint64_t start = ctl_proc_start(pid);
 
 	for (unsigned i = 0; i < CTL_MAX_PROCS; i++) {
 		struct ctl_proc *s = &c->hdr->procs[i];
@@ -433,9 +433,203 @@ unsigned ctl_live_procs(const struct ctl *c, pid_t except)
 		if (kill(pid, 0) < 0 && errno == ESRCH)
 			continue;
 		start = atomic_load_explicit(&s->start, memory_order_relaxed);
-		if (start != 0 && proc_start(pid) != start)
+		if (start != 0 && ctl_proc_start(pid) != start)
 			continue; /* the pid was reused by another process */
 		n++;
 	}
 	return n;
+}
+
+/* Count one write in flight on region word w, waiting out CIP until the
+ * deadline (0: not started).  Returns the word before the increment. */
+static uint32_t region_enter(_Atomic uint32_t *w, uint64_t wait_us, uint64_t *deadline,
+			     unsigned *spins)
+{
+	uint32_t old = atomic_load_explicit(w, memory_order_relaxed), raced;
+
+	for (;;) {
+		raced = 0;
+		if (old & CTL_CIP) {
+			uint64_t t = now_us();
+
+			if (*deadline == 0)
+				*deadline = t + wait_us;
+			if (t < *deadline) {
+				backoff(spins);
+				old = atomic_load_explicit(w, memory_order_relaxed);
+				continue;
+			}
+			raced = CTL_RACED; /* I7: go ahead; the copy will not count */
+		}
+		if ((old & CTL_INFLIGHT) == CTL_INFLIGHT) {
+			backoff(spins);
+			old = atomic_load_explicit(w, memory_order_relaxed);
+			continue;
+		}
+		if (atomic_compare_exchange_weak_explicit(w, &old, (old + 1) | raced,
+							  memory_order_acq_rel,
+							  memory_order_relaxed))
+			return old;
+	}
+}
+
+static int journal_claim(struct ctl_proc *p)
+{
+	for (unsigned k = 0; k < CTL_PROC_WRITES / 64; k++) {
+		uint64_t used = atomic_load_explicit(&p->used[k], memory_order_relaxed);
+
+		while (~used) {
+			unsigned bit = (unsigned)__builtin_ctzll(~used);
+
+			if (atomic_compare_exchange_weak_explicit(&p->used[k], &used,
+								  used | (UINT64_C(1) << bit),
+								  memory_order_acquire,
+								  memory_order_relaxed))
+				return (int)(k * 64 + bit);
+		}
+	}
+	return -1;
+}
+
+static void journal_release(struct ctl_proc *p, int entry)
+{
+	atomic_fetch_and_explicit(&p->used[entry / 64], ~(UINT64_C(1) << (entry % 64)),
+				  memory_order_release);
+}
+
+void ctl_wbegin(struct ctl *c, int proc, uint32_t pair, uint64_t first, uint64_t n,
+		uint64_t wait_us, int *entry, uint64_t *lo, uint64_t *hi)
+{
+	struct ctl_proc *p = proc >= 0 ? &c->hdr->procs[proc] : NULL;
+	struct ctl_write *jw = NULL;
+	uint64_t deadline = 0;
+	unsigned spins = 0;
+	int e = p != NULL ? journal_claim(p) : -1;
+
+	*entry = e;
+	*lo = UINT64_MAX;
+	*hi = 0;
+	if (e >= 0) {
+		jw = &p->writes[e];
+		atomic_store_explicit(&jw->pair, pair, memory_order_relaxed);
+		atomic_store_explicit(&jw->first, first, memory_order_relaxed);
+		atomic_store_explicit(&jw->done, 0, memory_order_release);
+	}
+	for (uint64_t i = 0; i < n; i++) {
+		uint32_t old = region_enter(ctl_region(c, pair, first + i), wait_us, &deadline, &spins);
+
+		if (jw != NULL) /* after the increment: never claims more than held */
+			atomic_store_explicit(&jw->done, (uint32_t)(i + 1), memory_order_release);
+		if (!(old & CTL_DIRTY)) {
+			if (*lo > first + i)
+				*lo = first + i;
+			*hi = first + i;
+		}
+	}
+}
+
+void ctl_mark_dirty_range(struct ctl *c, uint32_t pair, uint64_t lo, uint64_t hi)
+{
+	for (uint64_t r = lo; r <= hi; r++)
+		atomic_fetch_or_explicit(ctl_region(c, pair, r), CTL_DIRTY, memory_order_release);
+}
+
+void ctl_wend(struct ctl *c, int proc, uint32_t pair, uint64_t first, uint64_t n, int entry)
+{
+	struct ctl_proc *p = proc >= 0 ? &c->hdr->procs[proc] : NULL;
+	struct ctl_write *jw = (p != NULL && entry >= 0) ? &p->writes[entry] : NULL;
+
+	for (uint64_t i = n; i > 0; i--) {
+		if (jw != NULL) /* before the decrement: never claims more than held */
+			atomic_store_explicit(&jw->done, (uint32_t)(i - 1), memory_order_release);
+		/* release: the completed write happens-before the copier's
+		 * acquire load that sees the count drop */
+		atomic_fetch_sub_explicit(ctl_region(c, pair, first + i - 1), 1, memory_order_release);
+	}
+	if (jw != NULL)
+		journal_release(p, entry);
+}
+
+int ctl_proc_attach(struct ctl *c, pid_t pid, uint64_t start)
+{
+	for (unsigned i = 0; i < CTL_MAX_PROCS; i++) {
+		struct ctl_proc *s = &c->hdr->procs[i];
+		int32_t expect = 0;
+
+		if (atomic_load_explicit(&s->pid, memory_order_relaxed) != 0)
+			continue;
+		if (!atomic_compare_exchange_strong_explicit(&s->pid, &expect, (int32_t)pid,
+							     memory_order_acq_rel,
+							     memory_order_relaxed))
+			continue;
+		atomic_store_explicit(&s->start, start, memory_order_relaxed);
+		for (unsigned k = 0; k < CTL_PROC_WRITES / 64; k++)
+			atomic_store_explicit(&s->used[k], 0, memory_order_relaxed);
+		atomic_store_explicit(&s->epoch,
+				      atomic_load_explicit(&c->hdr->epoch, memory_order_acquire),
+				      memory_order_release);
+		return (int)i;
+	}
+	return -ENOSPC;
+}
+
+void ctl_proc_detach(struct ctl *c, int proc)
+{
+	if (proc >= 0 && proc < CTL_MAX_PROCS)
+		atomic_store_explicit(&c->hdr->procs[proc].pid, 0, memory_order_release);
+}
+
+unsigned ctl_repair_dead(struct ctl *c)
+{
+	unsigned repaired = 0;
+
+	for (unsigned i = 0; i < CTL_MAX_PROCS; i++) {
+		struct ctl_proc *s = &c->hdr->procs[i];
+		int32_t pid = atomic_load_explicit(&s->pid, memory_order_acquire);
+		uint64_t start = atomic_load_explicit(&s->start, memory_order_relaxed);
+		bool dead;
+
+		if (pid <= 0)
+			continue;
+		dead = kill(pid, 0) < 0 && errno == ESRCH;
+		if (!dead && start != 0 && ctl_proc_start(pid) != start)
+			dead = true; /* the pid now names another process */
+		if (!dead)
+			continue;
+		/* claim the slot so that it is repaired exactly once */
+		if (!atomic_compare_exchange_strong_explicit(&s->pid, &pid, -1, memory_order_acq_rel,
+							     memory_order_relaxed))
+			continue;
+		for (unsigned e = 0; e < CTL_PROC_WRITES; e++) {
+			struct ctl_write *jw = &s->writes[e];
+			uint32_t pair, done;
+			uint64_t first;
+
+			if (!(atomic_load_explicit(&s->used[e / 64], memory_order_acquire) &
+			      (UINT64_C(1) << (e % 64))))
+				continue;
+			pair = atomic_load_explicit(&jw->pair, memory_order_relaxed);
+			first = atomic_load_explicit(&jw->first, memory_order_relaxed);
+			done = atomic_load_explicit(&jw->done, memory_order_acquire);
+			if (pair >= c->hdr->npairs || first > c->hdr->pairs[pair].nregions ||
+			    done > c->hdr->pairs[pair].nregions - first)
+				continue; /* garbage: leave the counts (regions stay dirty) */
+			for (uint32_t k = 0; k < done; k++) {
+				_Atomic uint32_t *w = ctl_region(c, pair, first + k);
+				uint32_t old = atomic_load_explicit(w, memory_order_relaxed);
+
+				/* the dead write may have changed the source: keep it dirty */
+				while ((old & CTL_INFLIGHT) != 0 &&
+				       !atomic_compare_exchange_weak_explicit(
+					       w, &old, (old - 1) | CTL_DIRTY, memory_order_acq_rel,
+					       memory_order_relaxed))
+					;
+			}
+		}
+		for (unsigned k = 0; k < CTL_PROC_WRITES / 64; k++)
+			atomic_store_explicit(&s->used[k], 0, memory_order_relaxed);
+		atomic_store_explicit(&s->pid, 0, memory_order_release);
+		repaired++;
+	}
+	return repaired;
 }

@@ -33,7 +33,8 @@
 #define CTL_MAGIC UINT64_C(0x314b4c43474d5600) /* "\0VMGCLK1" */
 #define CTL_VERSION 1
 #define CTL_MAX_PAIRS 64
-#define CTL_MAX_PROCS 512
+#define CTL_MAX_PROCS 256
+#define CTL_PROC_WRITES 128 /* journal entries per process */
 
 enum ctl_region_bits {
 	CTL_DIRTY = 1u << 31,
@@ -58,10 +59,26 @@ struct ctl_pair {
 	uint32_t target_off, target_len;
 };
 
+/*
+ * One write in flight, journaled so that the copier can take back the
+ * in-flight counts of a process that died mid-write.  `done` counts the
+ * regions whose count this write holds; it is stored after each increment
+ * and before each decrement, so after a crash it never claims more than the
+ * write holds (a count it misses stays stale: the region stays dirty, which
+ * is safe).
+ */
+struct ctl_write {
+	_Atomic uint64_t first;
+	_Atomic uint32_t pair;
+	_Atomic uint32_t done;
+};
+
 struct ctl_proc {
-	_Atomic int32_t pid;      /* 0: free slot */
+	_Atomic int32_t pid;      /* 0: free slot; -1: being repaired */
 	_Atomic uint32_t epoch;   /* last epoch the process acknowledged */
 	_Atomic uint64_t start;   /* process start time, to tell pid reuse */
+	_Atomic uint64_t used[CTL_PROC_WRITES / 64]; /* journal entries in use */
+	struct ctl_write writes[CTL_PROC_WRITES];
 };
 
 struct ctl_hdr {
@@ -174,6 +191,42 @@ void ctl_mark_dirty(struct ctl *c, uint32_t pair, uint64_t r);
 
 /* Shim: the write to region r has completed (or failed). */
 void ctl_write_end(struct ctl *c, uint32_t pair, uint64_t r);
+
+/*
+ * Shim, multi-region form with the journal: begin a write of regions
+ * [first, first + n) of pair by the process in slot proc (from
+ * ctl_proc_attach).  For each region, waits out CIP for at most wait_us in
+ * all (I7), then counts the write in flight.  *entry receives the journal
+ * entry (-1 when the journal was full: the counts are then not repairable
+ * after a crash, which only keeps regions dirty).  *lo and *hi receive the
+ * span of regions that were clean (*lo > *hi when none was): the caller
+ * makes the intent for that span durable, then calls ctl_mark_dirty_range.
+ */
+void ctl_wbegin(struct ctl *c, int proc, uint32_t pair, uint64_t first, uint64_t n,
+		uint64_t wait_us, int *entry, uint64_t *lo, uint64_t *hi);
+
+/* Shim: set DIRTY on regions [lo, hi] of pair. */
+void ctl_mark_dirty_range(struct ctl *c, uint32_t pair, uint64_t lo, uint64_t hi);
+
+/* Shim: the write begun with ctl_wbegin completed (or failed). */
+void ctl_wend(struct ctl *c, int proc, uint32_t pair, uint64_t first, uint64_t n, int entry);
+
+/*
+ * Claim a process slot for pid (with its start time) and return its index,
+ * or -ENOSPC.  ctl_proc_detach frees it (its journal must be empty).
+ */
+int ctl_proc_attach(struct ctl *c, pid_t pid, uint64_t start);
+void ctl_proc_detach(struct ctl *c, int proc);
+
+/*
+ * Copier: for every process slot whose process is gone (or whose pid now
+ * names another process), take back the in-flight counts its journal holds
+ * and free the slot.  Returns the number of slots repaired.
+ */
+unsigned ctl_repair_dead(struct ctl *c);
+
+/* Start time of pid (clock ticks since boot), 0 when unknown. */
+uint64_t ctl_proc_start(pid_t pid);
 
 /* Number of regions of pair p with DIRTY set (a scan; for status). */
 uint64_t ctl_dirty_count(const struct ctl *c, uint32_t pair);
