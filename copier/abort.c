@@ -119,6 +119,36 @@ out:
 	return ret;
 }
 
+/* Files of a session besides the store and the log directory. */
+static const char *const session_files[] = { "progress.hint", "ctl.lock", "lock" };
+
+/* Remove STATE/log and the segments in it. */
+static int remove_log_dir(const char *dir)
+{
+	char path[4200];
+	struct dirent *de;
+	DIR *d;
+	int rc = 0;
+
+	snprintf(path, sizeof(path), "%s/log", dir);
+	d = opendir(path);
+	if (d == NULL)
+		return errno == ENOENT ? 0 : -errno;
+	while ((de = readdir(d)) != NULL) {
+		char seg[4500];
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		snprintf(seg, sizeof(seg), "%s/%s", path, de->d_name);
+		if (unlink(seg) < 0 && errno != ENOENT)
+			rc = -errno;
+	}
+	closedir(d);
+	if (rc == 0 && rmdir(path) < 0 && errno != ENOENT)
+		rc = -errno;
+	return rc;
+}
+
 int cmd_cleanup(int argc, char **argv)
 {
 	struct session_lock lock = { .fd = -1 };
@@ -158,10 +188,15 @@ int cmd_cleanup(int argc, char **argv)
 		report_errno("cannot remove the state store in", dir, rc);
 		goto out_lock;
 	}
-	snprintf(path, sizeof(path), "%s/progress.hint", dir);
-	unlink(path);
-	snprintf(path, sizeof(path), "%s/lock", dir);
-	unlink(path);
+	rc = remove_log_dir(dir);
+	if (rc < 0) {
+		report_errno("cannot remove the dirty log in", dir, rc);
+		goto out_lock;
+	}
+	for (size_t i = 0; i < sizeof(session_files) / sizeof(session_files[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, session_files[i]);
+		unlink(path);
+	}
 	session_lock_release(&lock);
 	if (rmdir(dir) < 0 && errno != ENOENT)
 		log_info("removed session files; %s itself is kept: %s", dir, strerror(errno));

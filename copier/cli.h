@@ -77,6 +77,16 @@ int session_check_pairs(const struct sess *s);
 /* Record a new state durably (read-modify-write of the session record). */
 int session_set_state(struct state *st, uint32_t new_state);
 
+struct ctl;
+/*
+ * Open the session's control block (see copier/ctlopen.c), holding the
+ * shared attach lock in *lock_fd until the caller closes it.  With copier,
+ * also clear a dead copier's marks and repair dead writers' counts.
+ * 0 or -errno (reported when specific).
+ */
+int session_ctl_open(const char *dir, struct state *st, const struct sess *s, bool copier,
+		     struct ctl *c, int *lock_fd);
+
 /* Render the message for a failed operation on path: "what PATH: strerror". */
 void report_errno(const char *what, const char *path, int neg_errno);
 

@@ -97,6 +97,7 @@ struct engine {
 	uint32_t npairs;
 	struct pair_rt *pairs;
 	int hint_fd;
+	int ctl_lock;            /* shared attach lock on STATE/ctl.lock */
 
 	pthread_mutex_t mu;
 	pthread_cond_t work_cv;  /* workers wait here for work */
@@ -768,74 +769,6 @@ static void hint_load(struct engine *e)
 	}
 }
 
-/* Build (or join) the control block: DIRTY for every region at or past its
- * pair's cursor and for every region of the durable dirty set. */
-static int ctl_setup(struct engine *e)
-{
-	struct ctl_params *cp;
-	char path[256];
-	int rc;
-
-	rc = ctl_path(e->dir, path, sizeof(path));
-	if (rc < 0)
-		return rc;
-	rc = ctl_attach(&e->ctl, path);
-	if (rc == 0 && (e->ctl.hdr->session_id != e->s->id || e->ctl.hdr->region_shift != e->shift ||
-			ctl_live_procs(&e->ctl, getpid()) == 0)) {
-		ctl_detach(&e->ctl);
-		rc = -ESTALE;
-	}
-	if (rc == 0) {
-		/* processes are attached: keep their bits, add ours */
-		for (uint32_t i = 0; i < e->npairs; i++) {
-			struct pair_rt *p = &e->pairs[i];
-			for (uint64_t r = p->prog.cursor; r < p->nregions; r++)
-				ctl_mark_dirty(&e->ctl, i, r);
-			for (uint64_t r = region_map_next_set(&p->ddirty, 0); r < p->nregions;
-			     r = region_map_next_set(&p->ddirty, r + 1))
-				ctl_mark_dirty(&e->ctl, i, r);
-		}
-		atomic_store_explicit(&e->ctl.hdr->copier_pid, (int32_t)getpid(), memory_order_release);
-		return 0;
-	}
-	cp = calloc(1, sizeof(*cp));
-	if (cp == NULL)
-		return -ENOMEM;
-	cp->session_id = e->s->id;
-	cp->region_shift = e->shift;
-	cp->npairs = e->npairs;
-	for (uint32_t i = 0; i < e->npairs; i++) {
-		const struct sess_pair *sp = e->pairs[i].sp;
-
-		cp->sizes[i] = sp->size;
-		cp->sources[i] = sp->source;
-		cp->targets[i] = sp->target;
-		cp->source_ids[i] = (struct ctl_ident){ .kind = sp->source_id.kind,
-							 .dev = sp->source_id.dev,
-							 .ino = sp->source_id.ino,
-							 .rdev = sp->source_id.rdev };
-		cp->target_ids[i] = (struct ctl_ident){ .kind = sp->target_id.kind,
-							 .dev = sp->target_id.dev,
-							 .ino = sp->target_id.ino,
-							 .rdev = sp->target_id.rdev };
-	}
-	rc = ctl_create(&e->ctl, path, cp);
-	free(cp);
-	if (rc < 0)
-		return rc;
-	for (uint32_t i = 0; i < e->npairs; i++) {
-		struct pair_rt *p = &e->pairs[i];
-		for (uint64_t r = p->prog.cursor; r < p->nregions; r++)
-			ctl_mark_dirty(&e->ctl, i, r);
-		for (uint64_t r = region_map_next_set(&p->ddirty, 0); r < p->nregions;
-		     r = region_map_next_set(&p->ddirty, r + 1))
-			ctl_mark_dirty(&e->ctl, i, r);
-	}
-	atomic_store_explicit(&e->ctl.hdr->copier_pid, (int32_t)getpid(), memory_order_release);
-	ctl_publish(&e->ctl, e->s->state);
-	return 0;
-}
-
 struct start_arg {
 	bool resume;
 };
@@ -911,6 +844,8 @@ static void engine_release(struct engine *e)
 	}
 	if (e->hint_fd >= 0)
 		close(e->hint_fd);
+	if (e->ctl_lock >= 0)
+		close(e->ctl_lock);
 	pthread_mutex_destroy(&e->mu);
 	pthread_mutex_destroy(&e->rate_mu);
 	pthread_cond_destroy(&e->work_cv);
@@ -975,7 +910,9 @@ static int engine_prepare(struct engine *e)
 		p->recopy_limit = p->prog.hwm;
 		/* the durable dirty set is already durable: nothing to add */
 	}
-	rc = ctl_setup(e);
+	rc = session_ctl_open(e->dir, e->st, e->s, true, &e->ctl, &e->ctl_lock);
+	if (rc == 0)
+		atomic_store_explicit(&e->ctl.hdr->copier_pid, (int32_t)getpid(), memory_order_release);
 	if (rc < 0) {
 		report_errno("cannot set up the control block for", e->dir, rc);
 		return rc;
@@ -986,7 +923,7 @@ static int engine_prepare(struct engine *e)
 int engine_run(const char *dir, struct state *st, struct sess *s, const struct engine_opts *o)
 {
 	struct engine e = {
-		.dir = dir, .st = st, .s = s, .o = o, .hint_fd = -1,
+		.dir = dir, .st = st, .s = s, .o = o, .hint_fd = -1, .ctl_lock = -1,
 		.shift = s->region_shift, .region_size = UINT64_C(1) << s->region_shift,
 		.npairs = s->npairs,
 	};

@@ -59,16 +59,55 @@ static void backoff(unsigned *spins)
 
 int ctl_path(const char *dir, char *buf, size_t len)
 {
-	struct stat st;
-	int n;
+	int n = snprintf(buf, len, "%s/ctl", dir);
 
-	if (stat(dir, &st) < 0)
-		return -errno;
-	n = snprintf(buf, len, "/dev/shm/volmig.%llx.%llx", (unsigned long long)st.st_dev,
-		     (unsigned long long)st.st_ino);
-	if (n < 0 || (size_t)n >= len)
+	return (n < 0 || (size_t)n >= len) ? -ENAMETOOLONG : 0;
+}
+
+int ctl_lock_open(const char *dir)
+{
+	char path[4200];
+	int fd;
+
+	if (snprintf(path, sizeof(path), "%s/ctl.lock", dir) >= (int)sizeof(path))
 		return -ENAMETOOLONG;
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	return fd < 0 ? -errno : fd;
+}
+
+int ctl_lock_exclusive(int fd)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+
+	if (fcntl(fd, F_OFD_SETLK, &fl) < 0)
+		return (errno == EACCES || errno == EAGAIN) ? -EAGAIN : -errno;
 	return 0;
+}
+
+int ctl_lock_shared(int fd)
+{
+	struct flock fl = { .l_type = F_RDLCK, .l_whence = SEEK_SET };
+
+	while (fcntl(fd, F_OFD_SETLKW, &fl) < 0) {
+		if (errno != EINTR)
+			return -errno;
+	}
+	return 0;
+}
+
+void ctl_reset(struct ctl *c)
+{
+	for (uint64_t r = 0; r < c->hdr->nregions; r++)
+		atomic_store_explicit(&c->regions[r], 0, memory_order_relaxed);
+	for (unsigned i = 0; i < CTL_MAX_PROCS; i++) {
+		struct ctl_proc *p = &c->hdr->procs[i];
+
+		for (unsigned k = 0; k < CTL_PROC_WRITES / 64; k++)
+			atomic_store_explicit(&p->used[k], 0, memory_order_relaxed);
+		atomic_store_explicit(&p->pid, 0, memory_order_relaxed);
+	}
+	atomic_store_explicit(&c->hdr->copier_pid, 0, memory_order_relaxed);
+	atomic_thread_fence(memory_order_release);
 }
 
 static size_t checksum_span(void)
@@ -156,6 +195,7 @@ int ctl_create(struct ctl *c, const char *path, const struct ctl_params *p)
 	h->strtab_off = sizeof(*h);
 	h->strtab_len = strtab_len;
 	h->regions_off = regions_off;
+	h->flags = p->flags;
 	{
 		char *strtab = (char *)mem + h->strtab_off;
 		uint64_t off = 0, first = 0;
@@ -182,6 +222,12 @@ int ctl_create(struct ctl *c, const char *path, const struct ctl_params *p)
 		}
 	}
 	h->checksum = fnv1a(h, checksum_span());
+	/* the header must survive a power loss: the block lives on disk and is
+	 * found again after a reboot */
+	if (msync(mem, map_size, MS_SYNC) < 0 || fsync(fd) < 0) {
+		rc = -errno;
+		goto fail;
+	}
 	if (rename(tmp, path) < 0) {
 		rc = -errno;
 		goto fail;

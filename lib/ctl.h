@@ -93,6 +93,8 @@ struct ctl_hdr {
 	uint64_t nregions;      /* words in the region array */
 	uint64_t strtab_off, strtab_len;
 	uint64_t regions_off;   /* page-aligned */
+	uint32_t flags;         /* the session's flags (enum sess_flags) */
+	uint32_t pad;
 	struct ctl_pair pairs[CTL_MAX_PAIRS];
 	uint64_t checksum;      /* FNV-1a 64 of every byte above */
 	/* mutable */
@@ -114,6 +116,7 @@ struct ctl_params {
 	uint64_t session_id;
 	uint32_t region_shift;
 	uint32_t npairs;
+	uint32_t flags;
 	uint64_t sizes[CTL_MAX_PAIRS];
 	struct ctl_ident source_ids[CTL_MAX_PAIRS];
 	struct ctl_ident target_ids[CTL_MAX_PAIRS];
@@ -122,12 +125,32 @@ struct ctl_params {
 };
 
 /*
- * Path of the control block of the state directory dir: a file in
- * /dev/shm named after the directory's device and inode, so that the copier
- * and the shim find the same one without reading anything else.
- * 0, -errno of stat, or -ENAMETOOLONG.
+ * Path of the control block of the state directory dir: STATE/ctl.
+ * 0 or -ENAMETOOLONG.
  */
 int ctl_path(const char *dir, char *buf, size_t len);
+
+/*
+ * The attach lock, STATE/ctl.lock.  Every process that uses the control
+ * block holds a shared open-file-description lock on it for as long as it
+ * lives (a killed process lets go at once), so a process that gets the
+ * exclusive lock knows that nobody is attached and may rebuild or reset the
+ * block.  ctl_lock_open returns an fd (O_CLOEXEC) or -errno;
+ * ctl_lock_exclusive tries without waiting (0, or -EAGAIN when others hold
+ * it); ctl_lock_shared waits (0 or -errno) and also downgrades.
+ */
+int ctl_lock_open(const char *dir);
+int ctl_lock_exclusive(int fd);
+int ctl_lock_shared(int fd);
+
+/*
+ * Make every region word trustworthy again when nobody else is attached
+ * (the caller holds the exclusive lock): in-flight counts, CIP and RACED of
+ * dead processes are dropped, the process table is emptied, and DIRTY is
+ * cleared -- a DIRTY bit left by a dead session of processes is not backed
+ * by anything durable, and a clear bit only makes writers log their intent.
+ */
+void ctl_reset(struct ctl *c);
 
 /*
  * Make a new block at path (replacing any there, atomically by rename) with

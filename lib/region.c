@@ -35,7 +35,8 @@ bool region_size_valid(uint64_t v, unsigned *shift)
 
 int region_map_init(struct region_map *m, uint64_t nbits)
 {
-	uint64_t nwords = (nbits + 63) / 64;
+	/* nbits / 64 rounded up, without the overflow of (nbits + 63) */
+	uint64_t nwords = nbits / 64 + (nbits % 64 != 0);
 
 	m->nbits = 0;
 	m->count = 0;
@@ -128,7 +129,7 @@ uint64_t region_map_clear_range(struct region_map *m, uint64_t first, uint64_t n
 
 static uint64_t next_bit(const struct region_map *m, uint64_t from, bool want_set)
 {
-	uint64_t nwords = (m->nbits + 63) / 64;
+	uint64_t nwords = m->nbits / 64 + (m->nbits % 64 != 0);
 	uint64_t wi = from >> 6;
 
 	if (from >= m->nbits)

@@ -101,6 +101,9 @@ int state_open(struct state *st, const char *dir, unsigned flags)
 		goto fail;
 	}
 	rc = db_open_one(st, &st->meta, "meta", flags);
+	/* volmig.db is there (checked above) but has no "meta": not ours */
+	if (rc == -ENOENT && !(flags & STATE_CREATE))
+		rc = -EBADMSG;
 	if (rc < 0)
 		goto fail;
 	rc = db_open_one(st, &st->dirty, "dirty", flags);
@@ -419,27 +422,65 @@ int state_dirty_count(struct state *st, DB_TXN *txn, uint32_t pair, uint64_t *n)
 	return rc;
 }
 
-int state_ingest_get(struct state *st, DB_TXN *txn, const char *segment, uint64_t *off)
+int state_ingest_get2(struct state *st, DB_TXN *txn, const char *segment, uint64_t *off,
+		      uint64_t *lost)
 {
-	uint8_t v[8];
+	uint8_t v[16];
 	size_t vlen;
 	int rc;
 
 	rc = kv_get(st->ingest, txn, segment, strlen(segment), v, sizeof(v), &vlen);
 	if (rc < 0)
 		return rc;
-	if (vlen != sizeof(v))
+	if (vlen != 8 && vlen != 16)
 		return -EBADMSG;
 	*off = le64_get(v);
+	*lost = vlen == 16 ? le64_get(v + 8) : 0;
 	return 0;
+}
+
+int state_ingest_get(struct state *st, DB_TXN *txn, const char *segment, uint64_t *off)
+{
+	uint64_t lost;
+
+	return state_ingest_get2(st, txn, segment, off, &lost);
+}
+
+struct ingest_get_arg {
+	const char *segment;
+	uint64_t off, lost;
+};
+
+static int ingest_get_txn(struct state *st, DB_TXN *txn, void *arg)
+{
+	struct ingest_get_arg *a = arg;
+
+	return state_ingest_get2(st, txn, a->segment, &a->off, &a->lost);
+}
+
+int state_ingest_get_txn(struct state *st, const char *segment, uint64_t *off, uint64_t *lost)
+{
+	struct ingest_get_arg a = { .segment = segment };
+	int rc = state_txn(st, ingest_get_txn, &a);
+
+	*off = a.off;
+	*lost = a.lost;
+	return rc;
+}
+
+int state_ingest_put2(struct state *st, DB_TXN *txn, const char *segment, uint64_t off,
+		      uint64_t lost)
+{
+	uint8_t v[16];
+
+	le64_put(v, off);
+	le64_put(v + 8, lost);
+	return kv_put(st->ingest, txn, segment, strlen(segment), v, sizeof(v));
 }
 
 int state_ingest_put(struct state *st, DB_TXN *txn, const char *segment, uint64_t off)
 {
-	uint8_t v[8];
-
-	le64_put(v, off);
-	return kv_put(st->ingest, txn, segment, strlen(segment), v, sizeof(v));
+	return state_ingest_put2(st, txn, segment, off, 0);
 }
 
 int state_ingest_del(struct state *st, DB_TXN *txn, const char *segment)

@@ -98,9 +98,16 @@ int state_dirty_load(struct state *st, DB_TXN *txn, uint32_t pair, struct region
 /* Number of dirty regions of pair. */
 int state_dirty_count(struct state *st, DB_TXN *txn, uint32_t pair, uint64_t *n);
 
-/* Dirty-log ingest offsets, by segment file name. */
+/* Dirty-log ingest offsets, by segment file name; with each, the pairs
+ * whose loss of tracking (flagged in that segment) was already handled.
+ * get: 0 or -ENOENT.  get_txn runs its own transaction. */
 int state_ingest_get(struct state *st, DB_TXN *txn, const char *segment, uint64_t *off);
+int state_ingest_get2(struct state *st, DB_TXN *txn, const char *segment, uint64_t *off,
+		      uint64_t *lost);
+int state_ingest_get_txn(struct state *st, const char *segment, uint64_t *off, uint64_t *lost);
 int state_ingest_put(struct state *st, DB_TXN *txn, const char *segment, uint64_t off);
+int state_ingest_put2(struct state *st, DB_TXN *txn, const char *segment, uint64_t off,
+		      uint64_t lost);
 int state_ingest_del(struct state *st, DB_TXN *txn, const char *segment);
 
 /* Berkeley DB's return code as -errno (DB_NOTFOUND -> -ENOENT, deadlock ->

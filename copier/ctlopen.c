@@ -1,0 +1,180 @@
+/*
+ * ctlopen: the control block as volmig commands see it.
+ *
+ * A command that needs the block takes the attach lock (STATE/ctl.lock).
+ * If it is alone (exclusive lock granted), it builds a new block from
+ * durable state, every region DIRTY that is at or past its pair's cursor or
+ * in the durable dirty set, then holds the lock shared.  If processes are
+ * attached, it joins their block after checking it belongs to this session;
+ * the copier then clears what a dead copier left (CIP, RACED), sets DIRTY
+ * from durable state and takes back the in-flight counts of dead writers.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "ctl.h"
+#include "log.h"
+#include "region.h"
+
+struct durable_dirty {
+	const struct sess *s;
+	struct state_progress prog[SESS_MAX_PAIRS];
+	struct region_map dirty[SESS_MAX_PAIRS];
+};
+
+static int durable_txn(struct state *st, DB_TXN *txn, void *arg)
+{
+	struct durable_dirty *d = arg;
+	int rc = 0;
+
+	for (uint32_t i = 0; i < d->s->npairs && rc == 0; i++) {
+		region_map_clear_range(&d->dirty[i], 0, d->dirty[i].nbits);
+		rc = state_progress_get(st, txn, i, &d->prog[i]);
+		if (rc == 0)
+			rc = state_dirty_load(st, txn, i, &d->dirty[i], NULL);
+	}
+	return rc;
+}
+
+static void mark_durable(struct ctl *c, const struct durable_dirty *d)
+{
+	for (uint32_t i = 0; i < d->s->npairs; i++) {
+		const struct region_map *m = &d->dirty[i];
+
+		for (uint64_t r = d->prog[i].cursor; r < m->nbits; r++)
+			ctl_mark_dirty(c, i, r);
+		for (uint64_t r = region_map_next_set(m, 0); r < m->nbits; r = region_map_next_set(m, r + 1))
+			ctl_mark_dirty(c, i, r);
+	}
+}
+
+static int build(const char *dir, const struct sess *s, const struct durable_dirty *d, struct ctl *c)
+{
+	struct ctl_params *cp;
+	char path[4200];
+	int rc;
+
+	rc = ctl_path(dir, path, sizeof(path));
+	if (rc < 0)
+		return rc;
+	cp = calloc(1, sizeof(*cp));
+	if (cp == NULL)
+		return -ENOMEM;
+	cp->session_id = s->id;
+	cp->region_shift = s->region_shift;
+	cp->npairs = s->npairs;
+	cp->flags = s->flags;
+	for (uint32_t i = 0; i < s->npairs; i++) {
+		const struct sess_pair *sp = &s->pairs[i];
+
+		cp->sizes[i] = sp->size;
+		cp->sources[i] = sp->source;
+		cp->targets[i] = sp->target;
+		cp->source_ids[i] = (struct ctl_ident){ .kind = sp->source_id.kind,
+							 .dev = sp->source_id.dev,
+							 .ino = sp->source_id.ino,
+							 .rdev = sp->source_id.rdev };
+		cp->target_ids[i] = (struct ctl_ident){ .kind = sp->target_id.kind,
+							 .dev = sp->target_id.dev,
+							 .ino = sp->target_id.ino,
+							 .rdev = sp->target_id.rdev };
+	}
+	rc = ctl_create(c, path, cp);
+	free(cp);
+	if (rc < 0)
+		return rc;
+	mark_durable(c, d);
+	ctl_publish(c, s->state);
+	return 0;
+}
+
+/* Does the block c describe session s? */
+static bool matches(const struct ctl *c, const struct sess *s)
+{
+	if (c->hdr->session_id != s->id || c->hdr->region_shift != s->region_shift ||
+	    c->hdr->npairs != s->npairs)
+		return false;
+	for (uint32_t i = 0; i < s->npairs; i++)
+		if (c->hdr->pairs[i].size != s->pairs[i].size)
+			return false;
+	return true;
+}
+
+int session_ctl_open(const char *dir, struct state *st, const struct sess *s, bool copier,
+		     struct ctl *c, int *lock_fd)
+{
+	struct durable_dirty *d;
+	char path[4200];
+	int fd = -1, rc;
+
+	memset(c, 0, sizeof(*c));
+	*lock_fd = -1;
+	d = calloc(1, sizeof(*d));
+	if (d == NULL)
+		return -ENOMEM;
+	d->s = s;
+	for (uint32_t i = 0; i < s->npairs; i++) {
+		rc = region_map_init(&d->dirty[i], region_count(s->pairs[i].size, s->region_shift));
+		if (rc < 0)
+			goto out;
+	}
+	rc = state_txn(st, durable_txn, d);
+	if (rc < 0)
+		goto out;
+	rc = ctl_path(dir, path, sizeof(path));
+	if (rc < 0)
+		goto out;
+	fd = ctl_lock_open(dir);
+	if (fd < 0) {
+		rc = fd;
+		goto out;
+	}
+	rc = ctl_lock_exclusive(fd);
+	if (rc == 0) {
+		/* nobody attached: a new block from durable state */
+		rc = build(dir, s, d, c);
+		if (rc == 0)
+			rc = ctl_lock_shared(fd); /* downgrade */
+		goto out;
+	}
+	if (rc != -EAGAIN)
+		goto out;
+	rc = ctl_lock_shared(fd);
+	if (rc < 0)
+		goto out;
+	rc = ctl_attach(c, path);
+	if (rc < 0) {
+		log_err("the control block %s is in use but cannot be used: %s", path, strerror(-rc));
+		goto out;
+	}
+	if (!matches(c, s)) {
+		log_err("processes are attached to the control block %s of another session; "
+			"stop them first", path);
+		ctl_detach(c);
+		rc = -EBUSY;
+		goto out;
+	}
+	if (copier) {
+		/* a copier that died left CIP/RACED; clear them (the region
+		 * stays as dirty as durable state says), then repair */
+		for (uint64_t r = 0; r < c->hdr->nregions; r++)
+			atomic_fetch_and_explicit(&c->regions[r], ~(uint32_t)(CTL_CIP | CTL_RACED),
+						  memory_order_acq_rel);
+		mark_durable(c, d);
+		ctl_repair_dead(c);
+	}
+out:
+	for (uint32_t i = 0; i < s->npairs; i++)
+		region_map_release(&d->dirty[i]);
+	free(d);
+	if (rc < 0) {
+		if (fd >= 0)
+			close(fd);
+		return rc;
+	}
+	*lock_fd = fd;
+	return 0;
+}
