@@ -1,0 +1,264 @@
+/*
+ * aio: Linux native AIO.  io_submit tracks each IOCB_CMD_PWRITE/PWRITEV to a
+ * source from submission to completion: the write is counted in flight (and
+ * its intent made durable) before the kernel sees the iocb, and the count is
+ * dropped when the completion is reaped by io_getevents/io_pgetevents, when
+ * io_cancel succeeds, or when io_destroy (which waits for every iocb)
+ * returns.  Completions reaped straight from the ring in user space are not
+ * seen: their regions stay dirty until the process exits (safe, not live).
+ *
+ * libaio's functions return -errno; the raw system calls (through
+ * syscall()) return -1 with errno.  Both go through here.
+ */
+#include <errno.h>
+#include <linux/aio_abi.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+#define AIO_TABLE 65536 /* iocbs to sources in flight per process, at most */
+#define TOMB ((uintptr_t)1)
+
+struct aio_entry {
+	_Atomic uintptr_t key; /* the iocb; 0 empty, TOMB removed */
+	aio_context_t ctx;
+	struct shim_track t;
+};
+
+static struct aio_entry table[AIO_TABLE];
+static _Atomic unsigned live; /* entries in use, to skip work when none */
+
+static size_t hash(uintptr_t k)
+{
+	return (size_t)((k >> 3) * UINT64_C(0x9e3779b97f4a7c15) >> 48) % AIO_TABLE;
+}
+
+static int insert(const struct iocb *cb, aio_context_t ctx, const struct shim_track *t)
+{
+	uintptr_t k = (uintptr_t)cb;
+
+	for (size_t i = 0, h = hash(k); i < AIO_TABLE; i++, h = (h + 1) % AIO_TABLE) {
+		uintptr_t cur = atomic_load_explicit(&table[h].key, memory_order_relaxed);
+
+		while (cur == 0 || cur == TOMB) {
+			if (atomic_compare_exchange_weak_explicit(&table[h].key, &cur, TOMB + 1,
+								  memory_order_acquire,
+								  memory_order_relaxed)) {
+				/* claimed (key TOMB+1 is never an iocb): fill, then publish */
+				table[h].ctx = ctx;
+				table[h].t = *t;
+				atomic_fetch_add_explicit(&live, 1, memory_order_relaxed);
+				atomic_store_explicit(&table[h].key, k, memory_order_release);
+				return 0;
+			}
+		}
+	}
+	return -EAGAIN;
+}
+
+/* Remove cb if tracked and end its write. */
+static void finish(const void *cb)
+{
+	uintptr_t k = (uintptr_t)cb;
+
+	if (atomic_load_explicit(&live, memory_order_relaxed) == 0 || k <= TOMB + 1)
+		return;
+	for (size_t i = 0, h = hash(k); i < AIO_TABLE; i++, h = (h + 1) % AIO_TABLE) {
+		uintptr_t cur = atomic_load_explicit(&table[h].key, memory_order_acquire);
+
+		if (cur == 0)
+			return;
+		if (cur == k) {
+			struct shim_track t = table[h].t;
+
+			atomic_store_explicit(&table[h].key, TOMB, memory_order_release);
+			atomic_fetch_sub_explicit(&live, 1, memory_order_relaxed);
+			shim_track_end(&t);
+			return;
+		}
+	}
+}
+
+static void finish_ctx(aio_context_t ctx)
+{
+	if (atomic_load_explicit(&live, memory_order_relaxed) == 0)
+		return;
+	for (size_t h = 0; h < AIO_TABLE; h++) {
+		uintptr_t cur = atomic_load_explicit(&table[h].key, memory_order_acquire);
+
+		if (cur > TOMB + 1 && table[h].ctx == ctx)
+			finish((const void *)cur);
+	}
+}
+
+void shim_aio_reset(void)
+{
+	memset(table, 0, sizeof(table));
+	atomic_store(&live, 0);
+}
+
+static bool is_write(const struct iocb *cb)
+{
+	return cb->aio_lio_opcode == IOCB_CMD_PWRITE || cb->aio_lio_opcode == IOCB_CMD_PWRITEV;
+}
+
+static uint64_t iocb_len(const struct iocb *cb)
+{
+	if (cb->aio_lio_opcode == IOCB_CMD_PWRITEV)
+		return shim_iov_len((const struct iovec *)(uintptr_t)cb->aio_buf, (int)cb->aio_nbytes);
+	return cb->aio_nbytes;
+}
+
+/*
+ * Track the writes among ios[0..nr), submit them with `submit`, untrack the
+ * ones the kernel did not take.  Returns what submit returned, or -errno
+ * (as a libaio-style result) when an intent could not be made durable.
+ */
+static long tracked_submit(aio_context_t ctx, long nr, struct iocb **ios,
+			   long (*submit)(aio_context_t, long, struct iocb **))
+{
+	long r, taken;
+	int rc = 0;
+	long i;
+
+	for (i = 0; i < nr; i++) {
+		struct shim_track t;
+
+		if (ios[i] == NULL || !is_write(ios[i]))
+			continue;
+		rc = shim_track_begin((int)ios[i]->aio_fildes, ios[i]->aio_offset, iocb_len(ios[i]), &t);
+		if (rc == 0 && t.active && (rc = insert(ios[i], ctx, &t)) < 0)
+			shim_track_end(&t);
+		if (rc < 0)
+			break;
+	}
+	if (rc < 0) {
+		for (long j = 0; j < i; j++)
+			if (ios[j] != NULL && is_write(ios[j]))
+				finish(ios[j]);
+		return rc;
+	}
+	r = submit(ctx, nr, ios);
+	taken = r < 0 ? 0 : r;
+	for (long j = taken; j < nr; j++)
+		if (ios[j] != NULL && is_write(ios[j]))
+			finish(ios[j]);
+	return r;
+}
+
+static void reaped(const struct io_event *ev, long n)
+{
+	for (long i = 0; i < n; i++)
+		finish((const void *)(uintptr_t)ev[i].obj);
+}
+
+/* libaio entry points (io_context_t is a pointer the size of aio_context_t) */
+int io_submit(aio_context_t ctx, long nr, struct iocb **ios);
+int io_getevents(aio_context_t ctx, long min_nr, long nr, struct io_event *ev,
+		 struct timespec *timeout);
+int io_pgetevents(aio_context_t ctx, long min_nr, long nr, struct io_event *ev,
+		  struct timespec *timeout, sigset_t *sigmask);
+int io_cancel(aio_context_t ctx, struct iocb *cb, struct io_event *ev);
+int io_destroy(aio_context_t ctx);
+
+static long libaio_submit(aio_context_t ctx, long nr, struct iocb **ios)
+{
+	return REAL(io_submit)(ctx, nr, ios);
+}
+
+int io_submit(aio_context_t ctx, long nr, struct iocb **ios)
+{
+	int saved = errno;
+	long r;
+
+	if (shim_busy || nr <= 0 || ios == NULL)
+		return REAL(io_submit)(ctx, nr, ios);
+	r = tracked_submit(ctx, nr, ios, libaio_submit);
+	if (r < 0 && r != -1)
+		errno = saved;
+	return (int)r;
+}
+
+int io_getevents(aio_context_t ctx, long min_nr, long nr, struct io_event *ev,
+		 struct timespec *timeout)
+{
+	int r = REAL(io_getevents)(ctx, min_nr, nr, ev, timeout);
+
+	if (r > 0)
+		reaped(ev, r);
+	return r;
+}
+
+int io_pgetevents(aio_context_t ctx, long min_nr, long nr, struct io_event *ev,
+		  struct timespec *timeout, sigset_t *sigmask)
+{
+	int r = REAL(io_pgetevents)(ctx, min_nr, nr, ev, timeout, sigmask);
+
+	if (r > 0)
+		reaped(ev, r);
+	return r;
+}
+
+int io_cancel(aio_context_t ctx, struct iocb *cb, struct io_event *ev)
+{
+	int r = REAL(io_cancel)(ctx, cb, ev);
+
+	if (r == 0)
+		finish(cb);
+	return r;
+}
+
+int io_destroy(aio_context_t ctx)
+{
+	int r = REAL(io_destroy)(ctx);
+
+	/* the kernel waited for every iocb of ctx: all are complete */
+	finish_ctx(ctx);
+	return r;
+}
+
+/* The same through syscall(2) (called by fd.c's syscall wrapper). */
+static long raw_submit(aio_context_t ctx, long nr, struct iocb **ios)
+{
+	return REAL(syscall)(SYS_io_submit, ctx, nr, ios);
+}
+
+long shim_sys_aio(long nr, long a0, long a1, long a2, long a3, long a4, long a5);
+long shim_sys_aio(long nr, long a0, long a1, long a2, long a3, long a4, long a5)
+{
+	long r;
+
+	switch (nr) {
+	case SYS_io_submit:
+		if (shim_busy || a1 <= 0 || a2 == 0)
+			break;
+		r = tracked_submit((aio_context_t)a0, a1, (struct iocb **)a2, raw_submit);
+		if (r < -1) {
+			errno = (int)-r;
+			r = -1;
+		}
+		return r;
+	case SYS_io_getevents:
+	case SYS_io_pgetevents:
+		r = REAL(syscall)(nr, a0, a1, a2, a3, a4, a5);
+		if (r > 0)
+			reaped((struct io_event *)a3, r);
+		return r;
+	case SYS_io_cancel:
+		r = REAL(syscall)(nr, a0, a1, a2, a3, a4, a5);
+		if (r == 0)
+			finish((void *)a1);
+		return r;
+	case SYS_io_destroy:
+		r = REAL(syscall)(nr, a0, a1, a2, a3, a4, a5);
+		finish_ctx((aio_context_t)a0);
+		return r;
+	}
+	return REAL(syscall)(nr, a0, a1, a2, a3, a4, a5);
+}

@@ -1,0 +1,82 @@
+/*
+ * The shim's internals: what its wrapper families share.
+ *
+ * libvolmig.so is loaded into unmodified applications with LD_PRELOAD.
+ * Its wrappers classify each fd lazily (fstat: device and inode, or rdev,
+ * against the session's pairs), and around every write to a source they run
+ * the region protocol (lib/ctl.h) and, on a region's clean-to-dirty
+ * transition, append its intent to the process's dirty-log segment and make
+ * it durable before the write is issued (I2).
+ *
+ * Rules every wrapper follows: a per-thread guard sends the shim's own calls
+ * straight to libc; the caller's errno is preserved unless the shim itself
+ * fails the call; real functions are resolved in the constructor and lazily.
+ * libc only.
+ */
+#ifndef VOLMIG_SHIM_H
+#define VOLMIG_SHIM_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+/* Per-thread re-entry guard: nonzero while the shim is working. */
+extern __thread int shim_busy __attribute__((tls_model("initial-exec")));
+
+/* Look up the next definition of a libc function (RTLD_NEXT), or abort
+ * with a message when there is none. */
+void *shim_real(const char *name);
+
+#define REAL(fn)                                                                          \
+	({                                                                                \
+		static __typeof__(fn) *real_##fn;                                         \
+		if (__builtin_expect(real_##fn == NULL, 0))                               \
+			real_##fn = (__typeof__(fn) *)shim_real(#fn);                    \
+		real_##fn;                                                                \
+	})
+
+/* A write being tracked (from shim_track_begin to shim_track_end). */
+struct shim_track {
+	bool active;
+	uint32_t pair;
+	uint64_t first, n;
+	int entry;
+};
+
+/*
+ * Before a write of len bytes at off to fd: if fd is a source, count the
+ * write in flight on its regions and make the intent of every clean region
+ * durable (I2).  Returns 0 (t->active tells whether fd was a source) or
+ * -errno when the intent could not be made durable: the caller must fail
+ * its write with that errno (nothing is left in flight then).
+ */
+int shim_track_begin(int fd, uint64_t off, uint64_t len, struct shim_track *t);
+
+/* After the write completed (or failed). */
+void shim_track_end(struct shim_track *t);
+
+/* Is fd a source?  Returns the pair index, or -1. */
+int shim_source_pair(int fd);
+
+/* Forget what is known of fd (closed, or replaced by dup2). */
+void shim_fd_forget(int fd);
+
+/* Total length of an iovec array (saturating). */
+uint64_t shim_iov_len(const struct iovec *iov, int cnt);
+
+/* Environment for an exec'd program: envp with LD_PRELOAD naming the shim
+ * and VOLMIG_STATE kept.  Returns a malloc'ed array (or envp itself when
+ * nothing was missing); shim_env_free releases it. */
+char **shim_env_for_exec(char *const envp[]);
+void shim_env_free(char **env, char *const envp[]);
+
+/* Called in the child after fork. */
+void shim_after_fork_child(void);
+
+/* aio: forget every tracked iocb (process start, fork child). */
+void shim_aio_reset(void);
+
+#endif
