@@ -30,6 +30,7 @@ int cmd_setup(int argc, char **argv);
 int cmd_sync(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
+int cmd_exec(int argc, char **argv);
 int cmd_abort(int argc, char **argv);
 int cmd_cleanup(int argc, char **argv);
 

@@ -8,16 +8,22 @@
  * attached, it joins their block after checking it belongs to this session;
  * the copier then clears what a dead copier left (CIP, RACED), sets DIRTY
  * from durable state and takes back the in-flight counts of dead writers.
+ * Either way it then waits for writes that shim processes made before the
+ * block existed (they hold byte 1 of the lock file, see ctl.h), so nothing
+ * is copied while an untracked write is in flight.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
 #include "ctl.h"
 #include "log.h"
 #include "region.h"
+
+#define UNTRACKED_WAIT_MS 30000 /* longest wait for writes made before the block */
 
 struct durable_dirty {
 	const struct sess *s;
@@ -138,7 +144,7 @@ int session_ctl_open(const char *dir, struct state *st, const struct sess *s, bo
 		rc = build(dir, s, d, c);
 		if (rc == 0)
 			rc = ctl_lock_shared(fd); /* downgrade */
-		goto out;
+		goto drain;
 	}
 	if (rc != -EAGAIN)
 		goto out;
@@ -165,6 +171,18 @@ int session_ctl_open(const char *dir, struct state *st, const struct sess *s, bo
 						  memory_order_acq_rel);
 		mark_durable(c, d);
 		ctl_repair_dead(c);
+	}
+drain:
+	if (rc == 0) {
+		/* writes made before the block existed: wait for them to end
+		 * (every later write sees the block and is tracked) */
+		rc = ctl_lock_untracked_drain(fd, UNTRACKED_WAIT_MS);
+		if (rc == -ETIMEDOUT) {
+			log_err("a write made before the control block %s existed has not ended "
+				"in %d s; not copying", path, UNTRACKED_WAIT_MS / 1000);
+			ctl_detach(c);
+			rc = -EBUSY;
+		}
 	}
 out:
 	for (uint32_t i = 0; i < s->npairs; i++)

@@ -40,6 +40,7 @@
 
 #include "cli.h"
 #include "ctl.h"
+#include "ingest.h"
 #include "io.h"
 #include "log.h"
 #include "region.h"
@@ -98,6 +99,8 @@ struct engine {
 	struct pair_rt *pairs;
 	int hint_fd;
 	int ctl_lock;            /* shared attach lock on STATE/ctl.lock */
+	struct ingest in;        /* the dirty log, read at each checkpoint */
+	bool ingested;           /* the last checkpoint found log records */
 
 	pthread_mutex_t mu;
 	pthread_cond_t work_cv;  /* workers wait here for work */
@@ -388,6 +391,11 @@ static void complete_region(struct engine *e, const struct work *w, uint64_t r, 
 			p->pend_recopied += bytes;
 	}
 	p->pend_copied += bytes;
+	/* A write may have dirtied the region again after its copy ended (its
+	 * intent may even be ingested already): then it is not clean. */
+	if (clean && (atomic_load_explicit(ctl_region(&e->ctl, w->pair, r), memory_order_acquire) &
+		      CTL_DIRTY))
+		clean = false;
 	/* Whatever happened last to a region decides its pending change; a
 	 * region kept dirty is added before the cursor can pass it (same
 	 * checkpoint transaction). */
@@ -509,6 +517,9 @@ static int ckpt_txn(struct state *st, DB_TXN *txn, void *arg)
 	struct sess s;
 	int rc;
 
+	rc = ingest_record(&c->e->in, st, txn);
+	if (rc < 0)
+		return rc;
 	rc = state_sess_get(st, txn, &s);
 	if (rc < 0)
 		return rc;
@@ -539,17 +550,68 @@ static int drain_map(struct region_map *m, struct u64vec *v)
 }
 
 /*
- * One checkpoint (I3): snapshot, flush targets, commit.  On failure the
- * snapshot is put back so nothing is lost from memory either.
- * Returns 0 or -errno (reported).
+ * A region named by the dirty log: dirty in the control block (so it is
+ * copied again), and in the durable dirty set by the checkpoint that records
+ * the log offset past its record.  A region the bulk pass has not finished
+ * needs no entry: the cursor covers it, and a copy in progress sees DIRTY
+ * and does not count the region clean (complete_region).  Caller holds mu.
+ */
+static void ingest_mark(struct engine *e, uint32_t pi, uint64_t r)
+{
+	struct pair_rt *p = &e->pairs[pi];
+
+	ctl_mark_dirty(&e->ctl, pi, r);
+	region_map_clear(&p->pend_del, r);
+	if (region_map_test(&p->done, r) && !region_map_test(&p->ddirty, r))
+		region_map_set(&p->pend_add, r);
+}
+
+/* Apply the records (and lost pairs) of the batch just collected. */
+static void ingest_apply(struct engine *e)
+{
+	for (size_t k = 0; k < e->in.nrecs; k++) {
+		const struct ingest_rec *ir = &e->in.recs[k];
+
+		for (uint64_t r = ir->first; r < ir->first + ir->count; r++)
+			ingest_mark(e, ir->pair, r);
+	}
+	for (uint32_t i = 0; i < e->npairs; i++) {
+		if (!(e->in.lost_new & (UINT64_C(1) << i)))
+			continue;
+		log_warn("pair %u: a writer lost track of its writes (full disk for the dirty "
+			 "log); the whole pair is copied again", i);
+		for (uint64_t r = 0; r < e->pairs[i].nregions; r++)
+			ingest_mark(e, i, r);
+	}
+	e->ingested = e->in.nrecs != 0 || e->in.lost_new != 0;
+}
+
+/*
+ * One checkpoint (I3): ingest the dirty log, snapshot, flush targets,
+ * commit.  On failure the snapshot is put back so nothing is lost from
+ * memory either.  Returns 0 or -errno (reported).
  */
 static int checkpoint(struct engine *e, bool *changed_out)
 {
 	struct ckpt c = { .e = e };
 	bool changed = false;
-	int rc = 0;
+	int rc;
 
+	/* writers that died mid-write hold in-flight counts: take them back */
+	ctl_repair_dead(&e->ctl);
+	rc = ingest_collect(&e->in, e->st);
+	if (rc < 0) {
+		report_errno("cannot read the dirty log in", e->dir, rc);
+		ingest_undo(&e->in);
+		pthread_mutex_lock(&e->mu);
+		fail_locked(e, rc);
+		pthread_mutex_unlock(&e->mu);
+		return rc;
+	}
 	pthread_mutex_lock(&e->mu);
+	ingest_apply(e);
+	if (e->ingested)
+		changed = true;
 	for (uint32_t i = 0; i < e->npairs; i++) {
 		struct pair_rt *p = &e->pairs[i];
 		struct state_progress *np = &c.prog[i];
@@ -599,8 +661,11 @@ static int checkpoint(struct engine *e, bool *changed_out)
 			e->pairs[i].prog_dirty = false;
 		}
 		e->state_seen = c.state_seen;
+		ingest_done(&e->in);
 		if (c.state_seen == SESS_ABORTED)
 			rc = -ECANCELED;
+	} else {
+		ingest_undo(&e->in);
 	}
 out:
 	if (rc < 0 && rc != -ECANCELED) {
@@ -842,6 +907,7 @@ static void engine_release(struct engine *e)
 		atomic_compare_exchange_strong(&e->ctl.hdr->copier_pid, &me, 0);
 		ctl_detach(&e->ctl);
 	}
+	ingest_release(&e->in);
 	if (e->hint_fd >= 0)
 		close(e->hint_fd);
 	if (e->ctl_lock >= 0)
@@ -860,6 +926,9 @@ static int engine_prepare(struct engine *e)
 	e->pairs = calloc(e->npairs, sizeof(*e->pairs));
 	if (e->pairs == NULL)
 		return -ENOMEM;
+	e->in.dir = e->dir;
+	e->in.session_id = e->s->id;
+	e->in.npairs = e->npairs;
 	for (uint32_t i = 0; i < e->npairs; i++) {
 		struct pair_rt *p = &e->pairs[i];
 
@@ -873,6 +942,7 @@ static int engine_prepare(struct engine *e)
 		p->tgt_file = p->sp->target_id.kind == SESS_KIND_FILE;
 		p->nregions = region_count(p->sp->size, e->shift);
 		e->regions_total += p->nregions;
+		e->in.nregions[i] = p->nregions;
 		rc = open_volume(p->sp->source, O_RDONLY, e->o->direct, &p->src_fd, &p->src_buf_fd);
 		if (rc < 0) {
 			report_errno("cannot open source", p->sp->source, rc);
@@ -1014,7 +1084,7 @@ int engine_run(const char *dir, struct state *st, struct sess *s, const struct e
 			e.stop = true;
 			pthread_cond_broadcast(&e.work_cv);
 		}
-		finished = s->state == SESS_COPYING && finished_locked(&e);
+		finished = finished_locked(&e);
 		stop = e.stop;
 		pthread_mutex_unlock(&e.mu);
 
@@ -1036,8 +1106,21 @@ int engine_run(const char *dir, struct state *st, struct sess *s, const struct e
 				break;
 			if (e.state_seen == SESS_COMMITTED)
 				break; /* --follow ends with the session */
+			if (e.ingested)
+				finished = false; /* the log named regions: copy them */
+		}
+		if (finished && s->state != SESS_COPYING) {
+			if (!o->follow)
+				break; /* already synced: the log is drained */
+			finished = false;
 		}
 		if (finished) {
+			/* writes may have dirtied regions since finished was seen */
+			pthread_mutex_lock(&e.mu);
+			finished = finished_locked(&e);
+			pthread_mutex_unlock(&e.mu);
+			if (!finished)
+				continue;
 			rc = state_txn(st, synced_txn, &e);
 			if (rc == -EAGAIN) {
 				rc = 0;

@@ -16,6 +16,7 @@ static const struct command commands[] = {
 	{ "setup", cmd_setup, "record a new session: pairs of source and target volumes" },
 	{ "sync", cmd_sync, "copy sources to targets; resume whatever was interrupted" },
 	{ "status", cmd_status, "show the session's state and progress (--json for scripts)" },
+	{ "exec", cmd_exec, "run a program with the shim, so its writes are tracked" },
 	{ "verify", cmd_verify, "compare every region recorded clean, source against target" },
 	{ "abort", cmd_abort, "give up the migration; the source stays the volume in use" },
 	{ "cleanup", cmd_cleanup, "remove a finished session's state directory" },

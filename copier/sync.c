@@ -134,11 +134,10 @@ int cmd_sync(int argc, char **argv)
 		log_err("session %s is %s: there is nothing to copy", dir, sess_state_name(s.state));
 		goto out;
 	}
-	if ((s.state == SESS_SYNCED || s.state == SESS_SWITCHED) && !eo.follow) {
-		log_info("session %s is already %s", dir, sess_state_name(s.state));
-		ret = EXIT_OK;
-		goto out;
-	}
+	/* a synced session is copied again only where the dirty log says */
+	if (s.state == SESS_SYNCED || s.state == SESS_SWITCHED)
+		log_info("session %s is already %s; draining the dirty log", dir,
+			 sess_state_name(s.state));
 	if (session_check_pairs(&s) < 0)
 		goto out;
 	rc = engine_run(dir, &st, &s, &eo);

@@ -77,7 +77,7 @@ int ctl_lock_open(const char *dir)
 
 int ctl_lock_exclusive(int fd)
 {
-	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1 };
 
 	if (fcntl(fd, F_OFD_SETLK, &fl) < 0)
 		return (errno == EACCES || errno == EAGAIN) ? -EAGAIN : -errno;
@@ -86,12 +86,40 @@ int ctl_lock_exclusive(int fd)
 
 int ctl_lock_shared(int fd)
 {
-	struct flock fl = { .l_type = F_RDLCK, .l_whence = SEEK_SET };
+	struct flock fl = { .l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1 };
 
 	while (fcntl(fd, F_OFD_SETLKW, &fl) < 0) {
 		if (errno != EINTR)
 			return -errno;
 	}
+	return 0;
+}
+
+int ctl_lock_untracked(int fd)
+{
+	struct flock fl = { .l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = 1, .l_len = 1 };
+
+	while (fcntl(fd, F_OFD_SETLKW, &fl) < 0) {
+		if (errno != EINTR)
+			return -errno;
+	}
+	return 0;
+}
+
+int ctl_lock_untracked_drain(int fd, unsigned wait_ms)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 1, .l_len = 1 };
+	struct timespec ts = { .tv_nsec = 1000000 };
+
+	for (unsigned waited = 0; fcntl(fd, F_OFD_SETLK, &fl) < 0; waited++) {
+		if (errno != EACCES && errno != EAGAIN && errno != EINTR)
+			return -errno;
+		if (waited >= wait_ms)
+			return -ETIMEDOUT;
+		nanosleep(&ts, NULL);
+	}
+	fl.l_type = F_UNLCK;
+	(void)fcntl(fd, F_OFD_SETLK, &fl);
 	return 0;
 }
 

@@ -26,6 +26,7 @@
 #define VOLMIG_CTL_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -138,10 +139,22 @@ int ctl_path(const char *dir, char *buf, size_t len);
  * block.  ctl_lock_open returns an fd (O_CLOEXEC) or -errno;
  * ctl_lock_exclusive tries without waiting (0, or -EAGAIN when others hold
  * it); ctl_lock_shared waits (0 or -errno) and also downgrades.
+ *
+ * Before the block exists, a shim process holds byte 1 of the same file
+ * shared (ctl_lock_untracked) for the length of each write it cannot track
+ * yet, and looks for the block only once it holds it.  The command that
+ * builds the block publishes it first and then waits until it can take byte
+ * 1 exclusive (ctl_lock_untracked_drain): from then on no write made
+ * without the block is in flight, and every later one is tracked.  Writers
+ * never wait for the builder, so a program that reaps its own asynchronous
+ * writes cannot deadlock with it.
  */
 int ctl_lock_open(const char *dir);
 int ctl_lock_exclusive(int fd);
 int ctl_lock_shared(int fd);
+int ctl_lock_untracked(int fd);
+/* 0 once drained (the byte is released again), -ETIMEDOUT after wait_ms. */
+int ctl_lock_untracked_drain(int fd, unsigned wait_ms);
 
 /*
  * Make every region word trustworthy again when nobody else is attached

@@ -306,6 +306,33 @@ uint64_t shim_iov_len(const struct iovec *iov, int cnt)
 	return n;
 }
 
+/*
+ * A write to a file or block device while the session has no control block
+ * yet (before the first copier run): hold the attach lock shared until the
+ * write ends, so the copier cannot build the block and start copying while
+ * the write is in flight.  Nothing is clean yet then, so the write needs no
+ * intent: the bulk copy comes after it.  Returns the lock fd, -1 when there
+ * is no state directory (no session: pass through), or -2 when the block
+ * appeared meanwhile (attach and track instead).
+ */
+static int hold_untracked(void)
+{
+	char path[PATH_MAX + 16];
+	int fd = ctl_lock_open(S.dir);
+
+	if (fd < 0)
+		return -1;
+	if (ctl_lock_untracked(fd) < 0) {
+		REAL(close)(fd);
+		return -1;
+	}
+	if (ctl_path(S.dir, path, sizeof(path)) == 0 && access(path, F_OK) == 0) {
+		REAL(close)(fd);
+		return -2;
+	}
+	return fd;
+}
+
 int shim_track_begin(int fd, uint64_t off, uint64_t len, struct shim_track *t)
 {
 	struct dlog_writer *w;
@@ -313,10 +340,23 @@ int shim_track_begin(int fd, uint64_t off, uint64_t len, struct shim_track *t)
 	int pair, rc = 0, saved = errno;
 
 	t->active = false;
+	t->hold = -1;
 	if (!S.enabled || len == 0)
 		return 0;
 	shim_busy++;
 	pair = source_pair(fd);
+	if (pair == -1 && !atomic_load_explicit(&S.attached, memory_order_acquire) &&
+	    maybe_volume(fd)) {
+		int h = hold_untracked();
+
+		if (h >= 0) {
+			t->hold = h;
+			t->active = true;
+			goto out;
+		}
+		if (h == -2)
+			pair = source_pair(fd);
+	}
 	if (pair == -1)
 		goto out;
 	if (pair < -1) {
@@ -354,6 +394,14 @@ void shim_track_end(struct shim_track *t)
 {
 	if (!t->active)
 		return;
+	if (t->hold >= 0) {
+		shim_busy++;
+		REAL(close)(t->hold); /* lets go of the attach lock */
+		shim_busy--;
+		t->hold = -1;
+		t->active = false;
+		return;
+	}
 	ctl_wend(&S.ctl, S.proc, t->pair, t->first, t->n, t->entry);
 	t->active = false;
 }

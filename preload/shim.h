@@ -44,6 +44,8 @@ struct shim_track {
 	uint32_t pair;
 	uint64_t first, n;
 	int entry;
+	int hold;   /* >= 0: an untracked write before the block exists, holding
+		       the attach lock shared (fd of STATE/ctl.lock) */
 };
 
 /*
