@@ -10,14 +10,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ctl.h"
 #include "dlog.h"
 #include "io.h"
 #include "log.h"
-
-#define READ_CHUNK (1u << 20)
 
 static struct ingest_seg *seg_find(struct ingest *in, const char *name)
 {
@@ -57,7 +56,7 @@ static void on_rec(const struct dlog_rec *r, void *arg)
 		a->out_of_range = true;
 		return;
 	}
-	if (a->rc == 0)
+	if (a->rc == 0 && !a->out_of_range)
 		a->rc = rec_push(a->in, r);
 }
 
@@ -77,6 +76,8 @@ static int read_segment(struct ingest *in, struct ingest_seg *sg, int fd)
 	struct scan_arg a = { .in = in };
 	struct dlog_hdr h;
 	struct dlog_scan res;
+	struct stat sb;
+	uint64_t len;
 	bool alive;
 	ssize_t n;
 	int rc = 0;
@@ -85,10 +86,20 @@ static int read_segment(struct ingest *in, struct ingest_seg *sg, int fd)
 	if (n < 0)
 		return (int)n;
 	if (n < (ssize_t)sizeof(hbuf) || dlog_hdr_decode(hbuf, (size_t)n, &h) < 0) {
-		/* a segment whose header never became durable holds no record
-		 * the shim relied on (it syncs the header before any append) */
+		/* No valid header: either its writer is creating it right now
+		 * (the name says who), or it died before the header was durable,
+		 * and then the segment holds no record it relied on (the header
+		 * is synced before any append). */
+		struct dlog_hdr who = { 0 };
+		int pid = 0;
+		unsigned long long start = 0;
+
 		sg->new_off = sg->off;
-		sg->finished = true;
+		if (sscanf(sg->name, "%d-%llu.seg", &pid, &start) == 2) {
+			who.pid = pid;
+			who.start = start;
+		}
+		sg->finished = !writer_alive(&who);
 		return 0;
 	}
 	if (h.session_id != in->session_id) {
@@ -101,36 +112,45 @@ static int read_segment(struct ingest *in, struct ingest_seg *sg, int fd)
 	if (sg->off < DLOG_HDR_SIZE)
 		sg->off = DLOG_HDR_SIZE;
 	sg->new_off = sg->off;
-	buf = malloc(READ_CHUNK);
+	/* The whole unread part at once: a bad record at the end of a chunk
+	 * would look torn when records follow it in the next one. */
+	if (fstat(fd, &sb) < 0)
+		return -errno;
+	if ((uint64_t)sb.st_size <= sg->new_off) {
+		sg->finished = !alive;
+		return 0;
+	}
+	len = (uint64_t)sb.st_size - sg->new_off;
+	if (len > SIZE_MAX)
+		return -EFBIG;
+	buf = malloc((size_t)len);
 	if (buf == NULL)
 		return -ENOMEM;
-	for (;;) {
-		uint64_t seq = (sg->new_off - DLOG_HDR_SIZE) / DLOG_REC_SIZE + 1;
-
-		n = io_pread_full(fd, buf, READ_CHUNK, sg->new_off);
-		if (n < 0) {
-			rc = (int)n;
-			break;
-		}
-		dlog_scan(buf, (size_t)n, h.salt, seq, on_rec, &a, &res);
-		if (a.rc < 0) {
-			rc = a.rc;
-			break;
-		}
-		if (a.out_of_range || res.end == DLOG_END_CORRUPT) {
-			log_err("dirty log %s/log/%s is corrupted at offset %llu: ingest stops",
-				in->dir, sg->name,
-				(unsigned long long)(sg->new_off + (a.out_of_range ? res.valid : res.bad_off)));
-			rc = -EBADMSG;
-			break;
-		}
-		sg->new_off += res.valid;
-		if (res.valid < (size_t)n || (size_t)n < READ_CHUNK) {
-			/* reached the end of what is written */
-			sg->finished = !alive;
-			break;
-		}
+	n = io_pread_full(fd, buf, (size_t)len, sg->new_off);
+	if (n < 0) {
+		rc = (int)n;
+		goto out;
 	}
+	dlog_scan(buf, (size_t)n, h.salt, (sg->new_off - DLOG_HDR_SIZE) / DLOG_REC_SIZE + 1, on_rec, &a,
+		  &res);
+	if (a.rc < 0) {
+		rc = a.rc;
+		goto out;
+	}
+	/* A live writer may be appending while we read: a record half copied
+	 * when a later one is complete reads as corrupt.  Take the valid
+	 * prefix and read the rest at the next checkpoint; only a segment whose
+	 * writer is gone is stable enough to call corrupted. */
+	if (a.out_of_range || (res.end == DLOG_END_CORRUPT && !alive)) {
+		log_err("dirty log %s/log/%s is corrupted at offset %llu: ingest stops", in->dir,
+			sg->name,
+			(unsigned long long)(sg->new_off + (a.out_of_range ? res.valid : res.bad_off)));
+		rc = -EBADMSG;
+		goto out;
+	}
+	sg->new_off += res.valid;
+	sg->finished = !alive;
+out:
 	free(buf);
 	return rc;
 }

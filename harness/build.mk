@@ -13,3 +13,8 @@ $(B)/harness/%: $(B)/harness/%.o $(LIB_A)
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB_A) $(LIB_LIBS)
 
 CHECK_BINS := $(UNIT_BINS) $(HARNESS_PROGS)
+
+# The workload writer drives libaio itself (io_submit/io_getevents).
+$(B)/harness/writer: $(B)/harness/writer.o $(LIB_A)
+	$(if $(Q),@echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB_A) $(LIB_LIBS) -laio
