@@ -175,19 +175,16 @@ static bool writable_mode(const char *mode)
 
 static FILE *refuse_stream(FILE *f, const char *what)
 {
-	int fd = f != NULL ? fileno(f) : -1;
+	int fd = f != NULL ? fileno(f) : -1, pair;
+	char path[256];
 
-	if (fd >= 0 && shim_source_pair(fd) >= 0) {
-		static const char msg[] = "volmig shim: refusing a writable stdio stream on a "
-					  "source volume being migrated (its writes cannot be "
-					  "tracked); use open() and write()\n";
-		ssize_t n;
-
+	pair = fd >= 0 ? shim_source_pair(fd) : -1;
+	if (pair >= 0) {
 		shim_busy++;
 		fclose(f);
-		n = REAL(write)(STDERR_FILENO, msg, sizeof(msg) - 1);
-		(void)n;
-		(void)what;
+		shim_warn("refusing a writable stdio stream on %s (opened as %s): it is being "
+			  "migrated and stdio writes cannot be tracked; use open() and write() (EACCES)",
+			  shim_source_path(pair, path, sizeof(path)), what);
 		shim_busy--;
 		errno = EACCES;
 		return NULL;
@@ -232,14 +229,19 @@ FILE *freopen(const char *path, const char *mode, FILE *stream)
 /* I8: a writable shared mapping of a source writes it behind our back. */
 static bool refuse_map(int prot, int flags, int fd)
 {
-	if (fd < 0 || !(prot & PROT_WRITE) || !(flags & MAP_SHARED) || shim_source_pair(fd) < 0)
+	char path[256];
+	int pair;
+
+	if (fd < 0 || !(prot & PROT_WRITE) || !(flags & MAP_SHARED))
 		return false;
-	{
-		static const char msg[] = "volmig shim: refusing a writable shared mapping of a "
-					  "source volume being migrated (EACCES)\n";
-		ssize_t n = REAL(write)(STDERR_FILENO, msg, sizeof(msg) - 1);
-		(void)n;
-	}
+	pair = shim_source_pair(fd);
+	if (pair < 0)
+		return false;
+	shim_busy++;
+	shim_warn("refusing a writable shared mapping of %s: it is being migrated and writes "
+		  "through a mapping cannot be tracked (EACCES)",
+		  shim_source_path(pair, path, sizeof(path)));
+	shim_busy--;
 	errno = EACCES;
 	return true;
 }

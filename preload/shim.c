@@ -72,8 +72,7 @@ void *shim_real(const char *name)
 	return f;
 }
 
-static void shim_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void shim_warn(const char *fmt, ...)
+void shim_warn(const char *fmt, ...)
 {
 	char buf[512];
 	va_list ap;
@@ -158,7 +157,7 @@ static int attach_locked(void)
 		if (rc != -ENOENT && !S.warned_corrupt) {
 			S.warned_corrupt = true;
 			shim_warn("the control block %s cannot be used (%s): writes to files and "
-				  "block devices fail until it is rebuilt (run volmig status)",
+				  "block devices fail until volmig sync rebuilds it",
 				  path, strerror(-rc));
 		}
 		return rc;
@@ -259,6 +258,35 @@ int shim_source_pair(int fd)
 	shim_busy--;
 	errno = saved;
 	return p < 0 ? -1 : p;
+}
+
+int shim_fd_tracked(int fd)
+{
+	int p, saved = errno;
+
+	shim_busy++;
+	p = source_pair(fd);
+	if (p < -1)
+		p = -2; /* a session whose block cannot be used: fail the write */
+	else if (p == -1 && S.enabled && !atomic_load_explicit(&S.attached, memory_order_acquire) &&
+		 maybe_volume(fd))
+		p = -2; /* no block yet: the write holds the attach lock */
+	shim_busy--;
+	errno = saved;
+	return p;
+}
+
+const char *shim_source_path(int pair, char *buf, size_t len)
+{
+	const struct ctl_hdr *h = S.ctl.hdr;
+	const struct ctl_pair *cp;
+
+	if (h == NULL || pair < 0 || (uint32_t)pair >= h->npairs)
+		return "a source volume";
+	cp = &h->pairs[pair];
+	snprintf(buf, len, "%.*s", (int)cp->source_len,
+		 (const char *)h + h->strtab_off + cp->source_off);
+	return buf;
 }
 
 /* Our dirty-log segment, created at the first clean-to-dirty transition. */

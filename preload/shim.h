@@ -63,6 +63,21 @@ void shim_track_end(struct shim_track *t);
 /* Is fd a source?  Returns the pair index, or -1. */
 int shim_source_pair(int fd);
 
+/*
+ * Must a write to fd go through shim_track_begin?  The pair index (a
+ * source); -2 when fd may be a source the tracker cannot classify yet (no
+ * control block: it holds the attach lock; or an unusable block: it fails
+ * the write); -1 when not.  For wrappers that do work (find the offset)
+ * before tracking.
+ */
+int shim_fd_tracked(int fd);
+
+/* Path of pair's source for messages (into buf), or a generic phrase. */
+const char *shim_source_path(int pair, char *buf, size_t len);
+
+/* "volmig shim[pid]: ..." on stderr; errno preserved. */
+void shim_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* Forget what is known of fd (closed, or replaced by dup2). */
 void shim_fd_forget(int fd);
 

@@ -90,7 +90,7 @@ static off_t current_offset(int fd, bool append)
 #define AT_CURRENT(fd, len, append, call)                                                \
 	({                                                                               \
 		ssize_t ac_r_;                                                              \
-		if (shim_source_pair(fd) < 0) {                                          \
+		if (shim_fd_tracked(fd) == -1) {                                         \
 			ac_r_ = (call);                                                     \
 		} else {                                                                 \
 			pthread_mutex_t *ac_m_ = &stripe[(unsigned)(fd) % STRIPES];         \
@@ -190,7 +190,7 @@ int fallocate64(int fd, int mode, off_t off, off_t len)
 ssize_t copy_file_range(int in, off_t *in_off, int out, off_t *out_off, size_t len,
 			unsigned flags)
 {
-	if (shim_busy || shim_source_pair(out) < 0)
+	if (shim_busy || shim_fd_tracked(out) == -1)
 		return REAL(copy_file_range)(in, in_off, out, out_off, len, flags);
 	if (out_off != NULL)
 		return TRACKED(out, (uint64_t)*out_off, len,
