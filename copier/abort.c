@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "crash.h"
 #include "ctl.h"
 #include "log.h"
 
@@ -104,7 +105,10 @@ int cmd_abort(int argc, char **argv)
 		ret = EXIT_OK;
 		goto out;
 	}
+	CRASH_POINT("state.aborted.before");
 	rc = session_set_state(&st, SESS_ABORTED);
+	if (rc == 0)
+		CRASH_POINT("state.aborted.after");
 	if (rc < 0) {
 		report_errno("cannot record the aborted state in", dir, rc);
 		goto out;

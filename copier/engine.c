@@ -40,6 +40,7 @@
 
 #include "cli.h"
 #include "ctl.h"
+#include "crash.h"
 #include "ingest.h"
 #include "io.h"
 #include "log.h"
@@ -363,6 +364,8 @@ static ssize_t copy_region(struct engine *e, uint32_t pi, uint64_t r, void *buf,
 	} else {
 		rc = io_pwrite_full(aligned ? p->tgt_fd : p->tgt_buf_fd, buf, (size_t)len, off);
 		n = (ssize_t)len;
+		if (rc == 0)
+			CRASH_POINT("copier.target-write.after");
 	}
 	if (rc < 0) {
 		log_err("target %s: write of %llu bytes at offset %llu failed: %s", p->sp->target,
@@ -650,8 +653,13 @@ static int checkpoint(struct engine *e, bool *changed_out)
 					strerror(-rc));
 		}
 	}
+	if (rc == 0 && changed)
+		CRASH_POINT("copier.target-flush.after");
 	if (rc == 0) {
+		CRASH_POINT("copier.checkpoint-commit.before");
 		rc = state_txn(e->st, ckpt_txn, &c);
+		if (rc == 0)
+			CRASH_POINT("copier.checkpoint-commit.after");
 		if (rc < 0)
 			report_errno("cannot record progress in", e->dir, rc);
 	}
@@ -1016,7 +1024,10 @@ int engine_run(const char *dir, struct state *st, struct sess *s, const struct e
 	resume = s->state == SESS_COPYING;
 	{
 		struct start_arg sa_ = { .resume = resume };
+		CRASH_POINT("state.copying.before");
 		rc = state_txn(st, start_txn, &sa_);
+		if (rc == 0)
+			CRASH_POINT("state.copying.after");
 	}
 	if (rc < 0) {
 		report_errno("cannot record the start of copying in", dir, rc);
@@ -1121,7 +1132,10 @@ int engine_run(const char *dir, struct state *st, struct sess *s, const struct e
 			pthread_mutex_unlock(&e.mu);
 			if (!finished)
 				continue;
+			CRASH_POINT("state.synced.before");
 			rc = state_txn(st, synced_txn, &e);
+			if (rc == 0)
+				CRASH_POINT("state.synced.after");
 			if (rc == -EAGAIN) {
 				rc = 0;
 				continue;

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "ctl.h"
+#include "crash.h"
 #include "dlog.h"
 #include "io.h"
 #include "log.h"
@@ -248,6 +249,7 @@ void ingest_done(struct ingest *in)
 			char path[4300];
 
 			snprintf(path, sizeof(path), "%s/log/%s", in->dir, sg->name);
+			CRASH_POINT("copier.segment-unlink.before");
 			unlink(path);
 			continue;
 		}

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "crash.h"
 #include "io.h"
 #include "log.h"
 #include "region.h"
@@ -347,11 +348,16 @@ int cmd_setup(int argc, char **argv)
 			sess_release(&old);
 			goto out;
 		}
-		if (rc < 0 && !force) {
+		/* A store without a session record is what a setup cut off before
+		 * its commit leaves: nothing was recorded, so it is replaced (the
+		 * cut-off setup is rolled back). */
+		if (rc < 0 && rc != -ENOENT && !force) {
 			log_err("%s holds a state store that cannot be read; use --force to replace it",
 				dir);
 			goto out;
 		}
+		if (rc == -ENOENT)
+			log_info("%s holds the store of a setup that did not finish; replacing it", dir);
 		sess_release(&old);
 		state_close(&st);
 		state_open_ok = false;
@@ -414,7 +420,10 @@ int cmd_setup(int argc, char **argv)
 	state_open_ok = true;
 	{
 		struct setup_txn_arg a = { .s = &s };
+		CRASH_POINT("state.setup.before");
 		rc = state_txn(&st, setup_txn, &a);
+		if (rc == 0)
+			CRASH_POINT("state.setup.after");
 	}
 	if (rc < 0) {
 		report_errno("cannot record the session in", dir, rc);

@@ -2,6 +2,7 @@
  * dlog: dirty-log segments.  See dlog.h for the format and the rules.
  */
 #include "dlog.h"
+#include "crash.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -253,7 +254,10 @@ int dlog_append(struct dlog_writer *w, uint32_t pair, uint64_t first, uint32_t c
 				      .pair = pair, .count = count, .first = first };
 
 		dlog_rec_encode(&r, w->salt, rec);
+		CRASH_POINT("dlog.append.before");
 		rc = pwrite_all(w->fd, rec, sizeof(rec), (off_t)w->tail);
+		if (rc == 0)
+			CRASH_POINT("dlog.append.after");
 	}
 	if (rc == -ENOSPC || rc == -EDQUOT) {
 		rc = mark_lost(w, pair, rc);
@@ -270,8 +274,12 @@ int dlog_append(struct dlog_writer *w, uint32_t pair, uint64_t first, uint32_t c
 	atomic_store_explicit(&w->written, end, memory_order_release);
 	pthread_mutex_unlock(&w->mu);
 
-	if (w->sync_each)
-		return datasync(w->fd);
+	if (w->sync_each) {
+		rc = datasync(w->fd);
+		if (rc == 0)
+			CRASH_POINT("dlog.flush.after");
+		return rc;
+	}
 	/* group commit: one fdatasync covers every record written before it */
 	if (atomic_load_explicit(&w->durable, memory_order_acquire) >= end)
 		return 0;
@@ -280,8 +288,10 @@ int dlog_append(struct dlog_writer *w, uint32_t pair, uint64_t first, uint32_t c
 		uint64_t upto = atomic_load_explicit(&w->written, memory_order_acquire);
 
 		rc = datasync(w->fd);
-		if (rc == 0)
+		if (rc == 0) {
 			atomic_store_explicit(&w->durable, upto, memory_order_release);
+			CRASH_POINT("dlog.flush.after");
+		}
 	}
 	pthread_mutex_unlock(&w->sync_mu);
 	return rc;

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "shim.h"
+#include "crash.h"
 
 #define STRIPES 64
 static pthread_mutex_t stripe[STRIPES] = { [0 ... STRIPES - 1] = PTHREAD_MUTEX_INITIALIZER };
@@ -33,8 +34,11 @@ static pthread_mutex_t stripe[STRIPES] = { [0 ... STRIPES - 1] = PTHREAD_MUTEX_I
 			errno = -rc_;                                                    \
 			r_ = -1;                                                         \
 		} else {                                                                 \
+			if (t_.active)                                                   \
+				CRASH_POINT("shim.source-write.before");                 \
 			r_ = (call);                                                     \
 			if (t_.active) {                                                 \
+				CRASH_POINT("shim.source-write.after");                  \
 				int e_ = errno;                                          \
 				shim_track_end(&t_);                                     \
 				errno = e_;                                              \

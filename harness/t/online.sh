@@ -87,7 +87,11 @@ _on_wait_open() { # pid path
 	local want c f
 	want=$(readlink -f "$2")
 	for _ in $(seq 400); do
-		for c in $(pgrep -P "$1") "$1"; do
+		local kids=() t k
+		for t in /proc/"$1"/task/*/children; do
+			read -r -a k <"$t" 2>/dev/null && kids+=("${k[@]}")
+		done
+		for c in "${kids[@]}" "$1"; do
 			for f in /proc/"$c"/fd/*; do
 				[ "$(readlink "$f" 2>/dev/null)" = "$want" ] && return 0
 			done
