@@ -31,6 +31,11 @@ int cmd_sync(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_exec(int argc, char **argv);
+int cmd_switch(int argc, char **argv);
+int cmd_commit(int argc, char **argv);
+int cmd_pause(int argc, char **argv);
+int cmd_resume(int argc, char **argv);
+int cmd_throttle(int argc, char **argv);
 int cmd_abort(int argc, char **argv);
 int cmd_cleanup(int argc, char **argv);
 
@@ -64,6 +69,14 @@ void session_lock_release(struct session_lock *l);
  * format version, corrupted).  0 or -errno (already reported).
  */
 int session_open(const char *dir, struct state *st, struct sess *s);
+
+/*
+ * Finish or roll back a transition a crash cut off (see copier/trans.c):
+ * a pending commit whose process is gone is rolled back; a state recorded
+ * but not announced is announced to running processes.  session_open runs
+ * it.  0 or -errno (reported).
+ */
+int session_reconcile(const char *dir, struct state *st, const struct sess *s);
 
 /* Read the session record of an open store (in its own transaction). */
 int session_read(struct state *st, struct sess *s);

@@ -112,6 +112,9 @@ struct engine {
 
 	pthread_mutex_t rate_mu;
 	double rate_next;        /* when the next byte may be read */
+	uint64_t rate_used;      /* the limit rate_next was computed with */
+	double lazy_until;       /* mirrored: no dirty pass before this time */
+	unsigned mirror_passes;  /* dirty passes completed while mirrored */
 
 	_Atomic uint64_t bytes_done; /* data bytes written, for the rate shown */
 	uint32_t state_seen;         /* session state read by the last checkpoint */
@@ -222,6 +225,14 @@ static bool next_bulk(struct engine *e, uint32_t pi, struct work *w)
 	return true;
 }
 
+/* Synced or switched: writes go to both volumes. */
+static bool mirrored(const struct engine *e)
+{
+	uint32_t st = atomic_load_explicit(&e->ctl.hdr->state, memory_order_relaxed);
+
+	return st == SESS_SYNCED || st == SESS_SWITCHED;
+}
+
 /* Pick a dirty region below the bulk position. Caller holds mu. */
 static bool next_dirty(struct engine *e, uint32_t pi, struct work *w)
 {
@@ -229,6 +240,16 @@ static bool next_dirty(struct engine *e, uint32_t pi, struct work *w)
 	uint64_t limit = p->bulk_next;
 
 	for (int lap = 0; lap < 2; lap++) {
+		if (lap == 1 && mirrored(e)) {
+			/* Mirroring keeps the target up to date; a region stays
+			 * dirty only until the copier confirms it, which it does
+			 * lazily: one pass per checkpoint interval, not in a loop
+			 * behind a program that keeps writing the same regions. */
+			e->lazy_until = mono_now() + (double)e->o->checkpoint_us / 1e6;
+			e->mirror_passes++;
+			p->dirty_scan = 0;
+			return false;
+		}
 		for (uint64_t r = p->dirty_scan; r < limit; r++) {
 			uint32_t word = atomic_load_explicit(ctl_region(&e->ctl, pi, r),
 							     memory_order_relaxed);
@@ -249,9 +270,17 @@ static bool next_dirty(struct engine *e, uint32_t pi, struct work *w)
 
 static bool next_work(struct engine *e, struct work *w)
 {
+	if (atomic_load_explicit(&e->ctl.hdr->paused, memory_order_relaxed)) {
+		w->kind = WORK_NONE;
+		return false; /* volmig pause: writes are still tracked */
+	}
 	for (uint32_t i = 0; i < e->npairs; i++)
 		if (next_bulk(e, i, w))
 			return true;
+	if (e->lazy_until > 0 && mirrored(e) && mono_now() < e->lazy_until) {
+		w->kind = WORK_NONE;
+		return false;
+	}
 	for (uint32_t i = 0; i < e->npairs; i++)
 		if (next_dirty(e, i, w))
 			return true;
@@ -260,22 +289,40 @@ static bool next_work(struct engine *e, struct work *w)
 }
 
 /* Wait for the bandwidth limit to allow len more bytes. */
+/* The bandwidth limit in force: volmig throttle's, else sync's --rate. */
+static uint64_t current_rate(const struct engine *e)
+{
+	uint64_t r = atomic_load_explicit(&e->ctl.hdr->rate, memory_order_relaxed);
+
+	if (r == 0)
+		return e->o->rate;
+	return r == UINT64_MAX ? 0 : r;
+}
+
+/* Wait for the bandwidth limit to allow len more bytes.  A new limit (volmig
+ * throttle) takes effect within 0.1 s, also for a thread already waiting. */
 static void rate_wait(struct engine *e, uint64_t len)
 {
+	uint64_t rate = current_rate(e);
 	double now, at;
 
-	if (e->o->rate == 0)
+	if (rate == 0)
 		return;
 	pthread_mutex_lock(&e->rate_mu);
 	now = mono_now();
+	if (rate != e->rate_used) {
+		e->rate_used = rate;
+		if (e->rate_next > now)
+			e->rate_next = now;
+	}
 	at = e->rate_next > now ? e->rate_next : now;
-	e->rate_next = at + (double)len / (double)e->o->rate;
+	e->rate_next = at + (double)len / (double)rate;
 	pthread_mutex_unlock(&e->rate_mu);
-	if (at > now) {
-		double d = at - now;
+	while ((now = mono_now()) < at && current_rate(e) == rate) {
+		double d = at - now > 0.1 ? 0.1 : at - now;
 		struct timespec ts = { (time_t)d, (long)((d - (double)(time_t)d) * 1e9) };
-		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-			;
+
+		nanosleep(&ts, NULL);
 	}
 }
 
@@ -699,7 +746,9 @@ out:
 }
 
 /* True when nothing is left to copy: caller holds mu. */
-static bool finished_locked(struct engine *e)
+/* True when the bulk pass is over (nothing copying), and with clean also
+ * nothing is dirty: caller holds mu. */
+static bool finished_locked(struct engine *e, bool clean)
 {
 	if (e->active != 0)
 		return false;
@@ -708,7 +757,7 @@ static bool finished_locked(struct engine *e)
 
 		if (p->bulk_next < p->nregions || p->done.count < p->nregions || p->busy.count)
 			return false;
-		if (ctl_dirty_count(&e->ctl, i) != 0)
+		if (clean && ctl_dirty_count(&e->ctl, i) != 0)
 			return false;
 	}
 	return true;
@@ -875,15 +924,7 @@ static int synced_txn(struct state *st, DB_TXN *txn, void *arg)
 	struct sess s;
 	int rc;
 
-	for (uint32_t i = 0; i < e->npairs; i++) {
-		uint64_t n;
-
-		rc = state_dirty_count(st, txn, i, &n);
-		if (rc < 0)
-			return rc;
-		if (n != 0)
-			return -EAGAIN; /* not synced after all: copy on */
-	}
+	(void)e;
 	rc = state_sess_get(st, txn, &s);
 	if (rc < 0)
 		return rc;
@@ -926,8 +967,14 @@ static void engine_release(struct engine *e)
 	pthread_cond_destroy(&e->main_cv);
 }
 
+static int control_load_txn(struct state *st, DB_TXN *txn, void *arg)
+{
+	return state_control_get(st, txn, arg);
+}
+
 static int engine_prepare(struct engine *e)
 {
+	struct state_control k;
 	struct load_arg la = { .e = e };
 	int rc;
 
@@ -995,6 +1042,16 @@ static int engine_prepare(struct engine *e)
 		report_errno("cannot set up the control block for", e->dir, rc);
 		return rc;
 	}
+	/* pause and throttle outlive the copier that saw them */
+	rc = state_txn(e->st, control_load_txn, &k);
+	if (rc < 0) {
+		report_errno("cannot read the controls of", e->dir, rc);
+		return rc;
+	}
+	atomic_store_explicit(&e->ctl.hdr->paused, k.paused, memory_order_release);
+	atomic_store_explicit(&e->ctl.hdr->rate, k.rate, memory_order_release);
+	if (k.paused)
+		log_info("copying is paused (volmig resume goes on)");
 	return 0;
 }
 
@@ -1011,6 +1068,7 @@ int engine_run(const char *dir, struct state *st, struct sess *s, const struct e
 	bool tty = isatty(STDERR_FILENO), resume;
 	double last_ckpt, last_dur = 0, last_prog, rate_t, interval = (double)o->checkpoint_us / 1e6;
 	uint64_t rate_b = 0;
+	unsigned passes_at_sync = 0;
 	int rc;
 
 	pthread_mutex_init(&e.mu, NULL);
@@ -1070,7 +1128,7 @@ int engine_run(const char *dir, struct state *st, struct sess *s, const struct e
 	rc = 0;
 	for (;;) {
 		struct timespec ts;
-		bool finished, stop;
+		bool finished, drained, stop;
 		double now;
 
 		/* Work copied after a checkpoint's snapshot is at risk until the
@@ -1095,7 +1153,15 @@ int engine_run(const char *dir, struct state *st, struct sess *s, const struct e
 			e.stop = true;
 			pthread_cond_broadcast(&e.work_cv);
 		}
-		finished = finished_locked(&e);
+		/* Synced once the bulk pass is over: from then on writes are
+		 * mirrored, so they no longer make the target fall behind, and
+		 * the regions still dirty are copied while mirroring.  Without
+		 * --follow, sync exits once nothing is dirty, or once a whole
+		 * pass over the dirty regions was made while mirrored (a program
+		 * that keeps writing keeps regions dirty, but mirrored). */
+		finished = finished_locked(&e, false);
+		drained = finished && s->state != SESS_COPYING &&
+			  (finished_locked(&e, true) || e.mirror_passes > passes_at_sync);
 		stop = e.stop;
 		pthread_mutex_unlock(&e.mu);
 
@@ -1118,28 +1184,15 @@ int engine_run(const char *dir, struct state *st, struct sess *s, const struct e
 			if (e.state_seen == SESS_COMMITTED)
 				break; /* --follow ends with the session */
 			if (e.ingested)
-				finished = false; /* the log named regions: copy them */
+				drained = false; /* the log named regions: copy them */
 		}
-		if (finished && s->state != SESS_COPYING) {
-			if (!o->follow)
-				break; /* already synced: the log is drained */
-			finished = false;
-		}
-		if (finished) {
-			/* writes may have dirtied regions since finished was seen */
-			pthread_mutex_lock(&e.mu);
-			finished = finished_locked(&e);
-			pthread_mutex_unlock(&e.mu);
-			if (!finished)
-				continue;
+		if (drained && !o->follow)
+			break;
+		if (finished && s->state == SESS_COPYING) {
 			CRASH_POINT("state.synced.before");
 			rc = state_txn(st, synced_txn, &e);
 			if (rc == 0)
 				CRASH_POINT("state.synced.after");
-			if (rc == -EAGAIN) {
-				rc = 0;
-				continue;
-			}
 			if (rc < 0) {
 				report_errno("cannot record the synced state in", dir, rc);
 				break;
@@ -1147,10 +1200,11 @@ int engine_run(const char *dir, struct state *st, struct sess *s, const struct e
 			s->state = SESS_SYNCED;
 			atomic_store_explicit(&e.ctl.hdr->state, s->state, memory_order_release);
 			atomic_fetch_add_explicit(&e.ctl.hdr->epoch, 1, memory_order_acq_rel);
+			pthread_mutex_lock(&e.mu);
+			passes_at_sync = e.mirror_passes;
+			pthread_mutex_unlock(&e.mu);
 			if (tty || o->progress_every > 0)
 				progress_line(&e, tty, true, &rate_t, &rate_b);
-			if (!o->follow)
-				break;
 		}
 		if (tty ? now - last_prog >= 0.5 : (o->progress_every > 0 && now - last_prog >= o->progress_every)) {
 			progress_line(&e, tty, false, &rate_t, &rate_b);

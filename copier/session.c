@@ -185,6 +185,9 @@ int session_open(const char *dir, struct state *st, struct sess *s)
 		report_errno("cannot read the session record in", dir, rc);
 		goto fail;
 	}
+	rc = session_reconcile(dir, st, s);
+	if (rc < 0)
+		goto fail;
 	return 0;
 
 fail:

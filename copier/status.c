@@ -8,8 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
+#include "ctl.h"
 #include "log.h"
 #include "region.h"
 #include "size.h"
@@ -28,7 +30,34 @@ struct status_data {
 	struct state_progress prog[SESS_MAX_PAIRS];
 	uint64_t dirty[SESS_MAX_PAIRS];
 	struct state_totals totals;
+	struct state_control control;
+	uint64_t mirror_errors[SESS_MAX_PAIRS]; /* from the control block */
+	bool live;                              /* the control block is there */
 };
+
+/* Live figures only the control block has. */
+static void status_live(const char *dir, const struct sess *s, struct status_data *d)
+{
+	char path[4200];
+	struct ctl c;
+
+	if (ctl_path(dir, path, sizeof(path)) < 0 || ctl_attach(&c, path) < 0)
+		return;
+	if (c.hdr->session_id == s->id) {
+		d->live = true;
+		for (uint32_t i = 0; i < s->npairs; i++)
+			d->mirror_errors[i] = atomic_load_explicit(&c.hdr->mirror_errors[i],
+								   memory_order_relaxed);
+	}
+	ctl_detach(&c);
+}
+
+static const char *recovery_name(uint32_t r)
+{
+	return r == STATE_RECOVERY_ROLLED_BACK ? "rolled back"
+	       : r == STATE_RECOVERY_FINISHED  ? "finished"
+					       : "none";
+}
 
 static int status_txn(struct state *st, DB_TXN *txn, void *arg)
 {
@@ -46,6 +75,8 @@ static int status_txn(struct state *st, DB_TXN *txn, void *arg)
 	}
 	if (rc == 0)
 		rc = state_totals_get(st, txn, &d->totals);
+	if (rc == 0)
+		rc = state_control_get(st, txn, &d->control);
 	sess_release(&s);
 	return rc;
 }
@@ -128,6 +159,7 @@ int cmd_status(int argc, char **argv)
 		free(d);
 		return EXIT_FAIL;
 	}
+	status_live(dir, &s, d);
 	copier = session_lock_holder(dir);
 	for (uint32_t i = 0; i < s.npairs; i++) {
 		copied += d->prog[i].bytes_copied;
@@ -155,20 +187,33 @@ int cmd_status(int argc, char **argv)
 			json_string(stdout, p->target);
 			printf(",\"size\":%llu,\"bytes_copied\":%llu,\"bytes_recopied\":%llu,"
 			       "\"dirty_regions\":%llu,\"regions\":%llu,\"cursor_regions\":%llu,"
-			       "\"synced_bytes\":%llu}",
+			       "\"synced_bytes\":%llu,\"mirror_errors\":%llu}",
 			       (unsigned long long)p->size,
 			       (unsigned long long)d->prog[i].bytes_copied,
 			       (unsigned long long)d->prog[i].bytes_recopied,
 			       (unsigned long long)d->dirty[i],
 			       (unsigned long long)region_count(p->size, s.region_shift),
 			       (unsigned long long)d->prog[i].cursor,
-			       (unsigned long long)synced_bytes(&s, i, d->prog[i].cursor));
+			       (unsigned long long)synced_bytes(&s, i, d->prog[i].cursor),
+			       (unsigned long long)d->mirror_errors[i]);
 		}
 		printf("],\"bytes_copied\":%llu,\"bytes_recopied\":%llu,\"resumes\":%llu,"
-		       "\"size\":%llu,\"synced_bytes\":%llu}\n",
+		       "\"size\":%llu,\"synced_bytes\":%llu,\"paused\":%s,\"rate_limit\":%llu,"
+		       "\"transition_pending\":%s%s%s,\"last_recovery\":",
 		       (unsigned long long)copied, (unsigned long long)recopied,
 		       (unsigned long long)d->totals.resumes, (unsigned long long)size_total,
-		       (unsigned long long)synced_total);
+		       (unsigned long long)synced_total, d->control.paused ? "true" : "false",
+		       (unsigned long long)(d->control.rate == UINT64_MAX ? 0 : d->control.rate),
+		       d->control.pending ? "\"" : "",
+		       d->control.pending ? sess_state_name(d->control.pending) : "null",
+		       d->control.pending ? "\"" : "");
+		if (d->control.recovered)
+			printf("{\"transition\":\"%s\",\"outcome\":\"%s\",\"at\":%llu}}\n",
+			       sess_state_name(d->control.recovered_state),
+			       recovery_name(d->control.recovered),
+			       (unsigned long long)d->control.recovered_at);
+		else
+			printf("null}\n");
 	} else {
 		char a[32], b[32], rs[32];
 
@@ -190,6 +235,27 @@ int cmd_status(int argc, char **argv)
 		printf("copied      %s written to targets, %s of it again after resumes\n",
 		       size_format(copied, a, sizeof(a)), size_format(recopied, b, sizeof(b)));
 		printf("resumes     %llu\n", (unsigned long long)d->totals.resumes);
+		for (uint32_t i = 0; i < s.npairs; i++)
+			if (d->mirror_errors[i])
+				printf("mirroring   pair %u: %llu target writes failed (those regions "
+				       "stay dirty; the copier copies them again)\n", i,
+				       (unsigned long long)d->mirror_errors[i]);
+		if (d->control.paused)
+			printf("copying     paused (volmig resume goes on)\n");
+		if (d->control.rate && d->control.rate != UINT64_MAX)
+			printf("throttle    %s/s\n", size_format(d->control.rate, rs, sizeof(rs)));
+		if (d->control.pending)
+			printf("transition  to %s in progress (pid %d)\n",
+			       sess_state_name(d->control.pending), (int)d->control.pending_pid);
+		if (d->control.recovered) {
+			time_t at = (time_t)d->control.recovered_at;
+			char when[64];
+
+			strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime(&at));
+			printf("recovery    a %s cut off by a crash was %s (%s)\n",
+			       sess_state_name(d->control.recovered_state),
+			       recovery_name(d->control.recovered), when);
+		}
 	}
 	sess_release(&s);
 	free(d);

@@ -32,7 +32,7 @@
 #include <sys/types.h>
 
 #define CTL_MAGIC UINT64_C(0x314b4c43474d5600) /* "\0VMGCLK1" */
-#define CTL_VERSION 1
+#define CTL_VERSION 2
 #define CTL_MAX_PAIRS 64
 #define CTL_MAX_PROCS 256
 #define CTL_PROC_WRITES 128 /* journal entries per process */
@@ -103,6 +103,10 @@ struct ctl_hdr {
 	_Atomic uint32_t state; /* enum sess_state */
 	_Atomic uint32_t epoch; /* bumped on every state change */
 	_Atomic int32_t copier_pid;
+	_Atomic int32_t barrier_pid; /* a commit holds new writes back (I5) */
+	_Atomic uint32_t paused;     /* volmig pause */
+	_Atomic uint64_t rate;       /* volmig throttle, bytes/s, 0: none given */
+	_Atomic uint64_t mirror_errors[CTL_MAX_PAIRS]; /* failed target writes */
 	struct ctl_proc procs[CTL_MAX_PROCS];
 };
 

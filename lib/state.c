@@ -318,6 +318,45 @@ int state_totals_put(struct state *st, DB_TXN *txn, const struct state_totals *t
 	return kv_put(st->meta, txn, "totals", 6, v, sizeof(v));
 }
 
+int state_control_get(struct state *st, DB_TXN *txn, struct state_control *c)
+{
+	uint8_t v[48];
+	size_t vlen;
+	int rc;
+
+	memset(c, 0, sizeof(*c));
+	rc = kv_get(st->meta, txn, "control", 7, v, sizeof(v), &vlen);
+	if (rc == -ENOENT)
+		return 0;
+	if (rc < 0)
+		return rc;
+	if (vlen != sizeof(v))
+		return -EBADMSG;
+	c->paused = (uint32_t)le64_get(v);
+	c->pending = (uint32_t)le64_get(v + 8);
+	c->pending_pid = (int32_t)(uint32_t)le64_get(v + 16);
+	c->pending_start = le64_get(v + 24) >> 8;
+	c->recovered = (uint32_t)(le64_get(v + 24) & 0xf);
+	c->recovered_state = (uint32_t)((le64_get(v + 24) >> 4) & 0xf);
+	c->rate = le64_get(v + 32);
+	c->recovered_at = le64_get(v + 40);
+	return 0;
+}
+
+int state_control_put(struct state *st, DB_TXN *txn, const struct state_control *c)
+{
+	uint8_t v[48];
+
+	le64_put(v, c->paused);
+	le64_put(v + 8, c->pending);
+	le64_put(v + 16, (uint32_t)c->pending_pid);
+	le64_put(v + 24, (c->pending_start << 8) | ((uint64_t)(c->recovered_state & 0xf) << 4) |
+				 (c->recovered & 0xf));
+	le64_put(v + 32, c->rate);
+	le64_put(v + 40, c->recovered_at);
+	return kv_put(st->meta, txn, "control", 7, v, sizeof(v));
+}
+
 /* Big-endian (pair, region) so that the btree orders by pair, then region. */
 static void dirty_key(uint8_t k[12], uint32_t pair, uint64_t region)
 {
@@ -419,6 +458,40 @@ int state_dirty_count(struct state *st, DB_TXN *txn, uint32_t pair, uint64_t *n)
 
 	rc = dirty_walk(st, txn, pair, dirty_load_one, &a);
 	*n = a.beyond;
+	return rc;
+}
+
+int state_dirty_clear(struct state *st, DB_TXN *txn, uint32_t pair)
+{
+	DBC *cur = NULL;
+	uint8_t k[12];
+	DBT key, val;
+	int rc, dbrc;
+
+	rc = state_errno(st->dirty->cursor(st->dirty, txn, &cur, 0));
+	if (rc < 0)
+		return rc;
+	dirty_key(k, pair, 0);
+	key = (DBT){ .data = k, .size = sizeof(k), .ulen = sizeof(k), .flags = DB_DBT_USERMEM };
+	val = (DBT){ .flags = DB_DBT_PARTIAL };
+	for (dbrc = cur->get(cur, &key, &val, DB_SET_RANGE); dbrc == 0;
+	     dbrc = cur->get(cur, &key, &val, DB_NEXT)) {
+		uint32_t p;
+
+		if (key.size != sizeof(k)) {
+			rc = -EBADMSG;
+			break;
+		}
+		p = (uint32_t)k[0] << 24 | (uint32_t)k[1] << 16 | (uint32_t)k[2] << 8 | k[3];
+		if (p != pair)
+			break;
+		dbrc = cur->del(cur, 0);
+		if (dbrc != 0)
+			break;
+	}
+	if (rc == 0 && dbrc != 0 && dbrc != DB_NOTFOUND)
+		rc = state_errno(dbrc);
+	cur->close(cur);
 	return rc;
 }
 

@@ -53,6 +53,27 @@ struct state_totals {
 	uint64_t resumes; /* times `sync` started with work already done */
 };
 
+/* Operator controls and transitions in progress (meta key "control"). */
+struct state_control {
+	uint32_t paused;        /* volmig pause: the copier copies nothing */
+	uint32_t pending;       /* a transition begun, not recorded: its target
+				   state (SESS_COMMITTED), 0 when none */
+	int32_t pending_pid;    /* the command running it, and its start time */
+	uint32_t recovered;     /* what the last command did with a cut-off
+				   transition: enum state_recovery */
+	uint64_t pending_start;
+	uint64_t rate;          /* volmig throttle, bytes/s; 0: as sync was told */
+	uint32_t recovered_state; /* the state the transition was to */
+	uint32_t pad;
+	uint64_t recovered_at;  /* when (seconds since the epoch) */
+};
+
+enum state_recovery {
+	STATE_RECOVERY_NONE = 0,
+	STATE_RECOVERY_ROLLED_BACK = 1,
+	STATE_RECOVERY_FINISHED = 2,
+};
+
 /*
  * Open (and with STATE_CREATE create) the store in dir, running recovery if
  * needed.  Returns 0; -ENOENT when there is no store and STATE_CREATE was not
@@ -88,6 +109,10 @@ int state_progress_put(struct state *st, DB_TXN *txn, uint32_t pair, const struc
 int state_totals_get(struct state *st, DB_TXN *txn, struct state_totals *t);
 int state_totals_put(struct state *st, DB_TXN *txn, const struct state_totals *t);
 
+/* The control record; all zero when there is none. */
+int state_control_get(struct state *st, DB_TXN *txn, struct state_control *c);
+int state_control_put(struct state *st, DB_TXN *txn, const struct state_control *c);
+
 /* Durable dirty set.  add/del are idempotent. */
 int state_dirty_add(struct state *st, DB_TXN *txn, uint32_t pair, uint64_t region);
 int state_dirty_del(struct state *st, DB_TXN *txn, uint32_t pair, uint64_t region);
@@ -97,6 +122,8 @@ int state_dirty_load(struct state *st, DB_TXN *txn, uint32_t pair, struct region
 		     uint64_t *beyond);
 /* Number of dirty regions of pair. */
 int state_dirty_count(struct state *st, DB_TXN *txn, uint32_t pair, uint64_t *n);
+/* Remove every region of pair from the dirty set. */
+int state_dirty_clear(struct state *st, DB_TXN *txn, uint32_t pair);
 
 /* Dirty-log ingest offsets, by segment file name; with each, the pairs
  * whose loss of tracking (flagged in that segment) was already handled.

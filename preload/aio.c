@@ -7,6 +7,12 @@
  * returns.  Completions reaped straight from the ring in user space are not
  * seen: their regions stay dirty until the process exits (safe, not live).
  *
+ * In the mirrored states a completed write is written to the target when it
+ * is reaped, before the program sees the completion.  In the committed state
+ * (and for reads, in the switched state where the regions are clean) the
+ * iocb's fd is pointed at the target while in flight and given back when it
+ * is reaped.
+ *
  * libaio's functions return -errno; the raw system calls (through
  * syscall()) return -1 with errno.  Both go through here.
  */
@@ -28,7 +34,8 @@
 struct aio_entry {
 	_Atomic uintptr_t key; /* the iocb; 0 empty, TOMB removed */
 	aio_context_t ctx;
-	struct shim_track t;
+	struct shim_track t;   /* a tracked write (t.active) */
+	int orig_fd;           /* >= 0: aio_fildes was redirected to the target */
 };
 
 static struct aio_entry table[AIO_TABLE];
@@ -39,7 +46,8 @@ static size_t hash(uintptr_t k)
 	return (size_t)((k >> 3) * UINT64_C(0x9e3779b97f4a7c15) >> 48) % AIO_TABLE;
 }
 
-static int insert(const struct iocb *cb, aio_context_t ctx, const struct shim_track *t)
+static int insert(const struct iocb *cb, aio_context_t ctx, const struct shim_track *t,
+		  int orig_fd)
 {
 	uintptr_t k = (uintptr_t)cb;
 
@@ -53,6 +61,7 @@ static int insert(const struct iocb *cb, aio_context_t ctx, const struct shim_tr
 				/* claimed (key TOMB+1 is never an iocb): fill, then publish */
 				table[h].ctx = ctx;
 				table[h].t = *t;
+				table[h].orig_fd = orig_fd;
 				atomic_fetch_add_explicit(&live, 1, memory_order_relaxed);
 				atomic_store_explicit(&table[h].key, k, memory_order_release);
 				return 0;
@@ -62,8 +71,38 @@ static int insert(const struct iocb *cb, aio_context_t ctx, const struct shim_tr
 	return -EAGAIN;
 }
 
-/* Remove cb if tracked and end its write. */
-static void finish(const void *cb)
+static uint64_t iocb_len(const struct iocb *cb);
+
+/*
+ * A tracked write to a source completed with ev->res: in the mirrored and
+ * committed states the target gets the same bytes (the iocb's buffers are
+ * still the program's until it is told); a failure the program must see
+ * becomes the completion's result.
+ */
+static void mirror_completed(struct iocb *cb, const struct shim_track *t, struct io_event *ev)
+{
+	struct iovec one;
+	const struct iovec *iov = &one;
+	int cnt = 1, rc;
+
+	if (ev == NULL || ev->res <= 0 || t->hold >= 0 || shim_write_route() == SHIM_SOURCE)
+		return;
+	if (cb->aio_lio_opcode == IOCB_CMD_PWRITEV) {
+		iov = (const struct iovec *)(uintptr_t)cb->aio_buf;
+		cnt = (int)cb->aio_nbytes;
+	} else {
+		one.iov_base = (void *)(uintptr_t)cb->aio_buf;
+		one.iov_len = cb->aio_nbytes;
+	}
+	rc = shim_mirror((int)t->pair, (int)cb->aio_fildes, iov, cnt, (uint64_t)cb->aio_offset,
+			 (uint64_t)ev->res);
+	if (rc < 0)
+		ev->res = rc;
+}
+
+/* Remove cb if tracked: mirror it (with its completion ev, if reaped), end
+ * its write, or give back its fd. */
+static void finish_ev(const void *cb, struct io_event *ev)
 {
 	uintptr_t k = (uintptr_t)cb;
 
@@ -76,13 +115,24 @@ static void finish(const void *cb)
 			return;
 		if (cur == k) {
 			struct shim_track t = table[h].t;
+			int orig = table[h].orig_fd;
 
 			atomic_store_explicit(&table[h].key, TOMB, memory_order_release);
 			atomic_fetch_sub_explicit(&live, 1, memory_order_relaxed);
-			shim_track_end(&t);
+			if (orig >= 0)
+				((struct iocb *)(uintptr_t)cb)->aio_fildes = (uint32_t)orig;
+			if (t.active) {
+				mirror_completed((struct iocb *)(uintptr_t)cb, &t, ev);
+				shim_track_end(&t);
+			}
 			return;
 		}
 	}
+}
+
+static void finish(const void *cb)
+{
+	finish_ev(cb, NULL);
 }
 
 static void finish_ctx(aio_context_t ctx)
@@ -108,9 +158,15 @@ static bool is_write(const struct iocb *cb)
 	return cb->aio_lio_opcode == IOCB_CMD_PWRITE || cb->aio_lio_opcode == IOCB_CMD_PWRITEV;
 }
 
+static bool is_rw(const struct iocb *cb)
+{
+	return is_write(cb) || cb->aio_lio_opcode == IOCB_CMD_PREAD ||
+	       cb->aio_lio_opcode == IOCB_CMD_PREADV;
+}
+
 static uint64_t iocb_len(const struct iocb *cb)
 {
-	if (cb->aio_lio_opcode == IOCB_CMD_PWRITEV)
+	if (cb->aio_lio_opcode == IOCB_CMD_PWRITEV || cb->aio_lio_opcode == IOCB_CMD_PREADV)
 		return shim_iov_len((const struct iovec *)(uintptr_t)cb->aio_buf, (int)cb->aio_nbytes);
 	return cb->aio_nbytes;
 }
@@ -128,34 +184,71 @@ static long tracked_submit(aio_context_t ctx, long nr, struct iocb **ios,
 	long i;
 
 	for (i = 0; i < nr; i++) {
-		struct shim_track t;
+		struct shim_track t = { .hold = -1 };
+		int fd, pair, tfd;
 
-		if (ios[i] == NULL || !is_write(ios[i]))
+		if (ios[i] == NULL || !is_rw(ios[i]))
 			continue;
-		rc = shim_track_begin((int)ios[i]->aio_fildes, ios[i]->aio_offset, iocb_len(ios[i]), &t);
-		if (rc == 0 && t.active && (rc = insert(ios[i], ctx, &t)) < 0)
+		fd = (int)ios[i]->aio_fildes;
+		if (!is_write(ios[i])) {
+			/* a read: to the target when the state says so */
+			pair = shim_source_pair(fd);
+			if (pair < 0 ||
+			    !shim_read_from_target(pair, (uint64_t)ios[i]->aio_offset, iocb_len(ios[i])))
+				continue;
+			tfd = shim_target_fd(pair, fd);
+			if (tfd < 0) {
+				rc = tfd;
+				break;
+			}
+			rc = insert(ios[i], ctx, &t, fd);
+			if (rc < 0)
+				break;
+			ios[i]->aio_fildes = (uint32_t)tfd;
+			continue;
+		}
+		pair = shim_fd_tracked(fd);
+		if (pair == -1)
+			continue;
+		if (pair >= 0 && shim_write_route() == SHIM_TARGET) {
+			/* committed: the target only */
+			tfd = shim_target_fd(pair, fd);
+			if (tfd < 0) {
+				rc = tfd;
+				break;
+			}
+			rc = insert(ios[i], ctx, &t, fd);
+			if (rc < 0)
+				break;
+			ios[i]->aio_fildes = (uint32_t)tfd;
+			continue;
+		}
+		if (pair >= 0 && shim_write_route() == SHIM_MIRROR)
+			shim_barrier_wait();
+		rc = shim_track_begin(fd, ios[i]->aio_offset, iocb_len(ios[i]), &t);
+		if (rc == 0 && t.active && (rc = insert(ios[i], ctx, &t, -1)) < 0)
 			shim_track_end(&t);
 		if (rc < 0)
 			break;
 	}
 	if (rc < 0) {
 		for (long j = 0; j < i; j++)
-			if (ios[j] != NULL && is_write(ios[j]))
+			if (ios[j] != NULL && is_rw(ios[j]))
 				finish(ios[j]);
 		return rc;
 	}
 	r = submit(ctx, nr, ios);
 	taken = r < 0 ? 0 : r;
 	for (long j = taken; j < nr; j++)
-		if (ios[j] != NULL && is_write(ios[j]))
+		if (ios[j] != NULL && is_rw(ios[j]))
 			finish(ios[j]);
 	return r;
 }
 
-static void reaped(const struct io_event *ev, long n)
+static void reaped(struct io_event *ev, long n)
 {
 	for (long i = 0; i < n; i++)
-		finish((const void *)(uintptr_t)ev[i].obj);
+		finish_ev((const void *)(uintptr_t)ev[i].obj, &ev[i]);
 }
 
 /* libaio entry points (io_context_t is a pointer the size of aio_context_t) */

@@ -130,6 +130,8 @@ int fcntl(int fd, int cmd, ...)
 	r = REAL(fcntl)(fd, cmd, arg);
 	if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)
 		forget_ret(r);
+	if (cmd == F_SETFL && r == 0)
+		shim_fd_forget(fd); /* O_DIRECT may have changed */
 	return r;
 }
 
@@ -145,6 +147,8 @@ int fcntl64(int fd, int cmd, ...)
 	r = REAL(fcntl64)(fd, cmd, arg);
 	if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)
 		forget_ret(r);
+	if (cmd == F_SETFL && r == 0)
+		shim_fd_forget(fd); /* O_DIRECT may have changed */
 	return r;
 }
 

@@ -53,10 +53,12 @@ static struct {
 	uint64_t wait_us;
 	_Atomic uint32_t gen;     /* bumped on attach: fd classes are stale */
 	bool warned_corrupt;
+	_Atomic int tgt[CTL_MAX_PAIRS][2]; /* target fds + 1 (buffered, O_DIRECT) */
 } S = { .mu = PTHREAD_MUTEX_INITIALIZER, .lock_fd = -1, .proc = -1 };
 
 /* Per fd: (generation << 8) | class; class 0 unknown, 1 not a source,
- * 2 + p the source of pair p. */
+ * 2 + p the source of pair p; FD_DIRECT: opened O_DIRECT. */
+#define FD_DIRECT 0x80u
 static _Atomic uint32_t fd_class[FD_CACHE];
 
 void *shim_real(const char *name)
@@ -239,14 +241,34 @@ static int source_pair(int fd)
 	gen = atomic_load_explicit(&S.gen, memory_order_relaxed) & 0xffffff;
 	if (fd < FD_CACHE) {
 		v = atomic_load_explicit(&fd_class[fd], memory_order_relaxed);
-		if ((v >> 8) == gen && (v & 0xff) != 0)
-			return (int)(v & 0xff) - 2;
+		if ((v >> 8) == gen && (v & 0x7f) != 0)
+			return (int)(v & 0x7f) - 2;
 	}
 	p = classify(fd);
-	if (fd < FD_CACHE)
-		atomic_store_explicit(&fd_class[fd], (gen << 8) | (uint32_t)(p + 2),
+	if (fd < FD_CACHE) {
+		int fl = p >= 0 ? fcntl(fd, F_GETFL) : 0;
+
+		atomic_store_explicit(&fd_class[fd],
+				      (gen << 8) | (uint32_t)(p + 2) |
+					      (fl > 0 && (fl & O_DIRECT) ? FD_DIRECT : 0),
 				      memory_order_relaxed);
+	}
 	return p;
+}
+
+/* Was fd opened O_DIRECT (as of its classification)? */
+static bool fd_direct(int fd)
+{
+	int fl;
+
+	if (fd >= 0 && fd < FD_CACHE) {
+		uint32_t v = atomic_load_explicit(&fd_class[fd], memory_order_relaxed);
+
+		if ((v & 0x7f) != 0)
+			return (v & FD_DIRECT) != 0;
+	}
+	fl = fcntl(fd, F_GETFL);
+	return fl > 0 && (fl & O_DIRECT);
 }
 
 int shim_source_pair(int fd)
@@ -287,6 +309,64 @@ const char *shim_source_path(int pair, char *buf, size_t len)
 	snprintf(buf, len, "%.*s", (int)cp->source_len,
 		 (const char *)h + h->strtab_off + cp->source_off);
 	return buf;
+}
+
+const struct ctl *shim_ctl(void)
+{
+	return atomic_load_explicit(&S.attached, memory_order_acquire) ? &S.ctl : NULL;
+}
+
+uint64_t shim_wait_us(void)
+{
+	return S.wait_us;
+}
+
+int shim_target_fd(int pair, int srcfd)
+{
+	const struct ctl_hdr *h = S.ctl.hdr;
+	const struct ctl_pair *cp;
+	char path[PATH_MAX];
+	int direct, fd;
+
+	if (h == NULL || pair < 0 || (uint32_t)pair >= h->npairs)
+		return -EINVAL;
+	shim_busy++;
+	direct = fd_direct(srcfd) ? 1 : 0;
+	fd = atomic_load_explicit(&S.tgt[pair][direct], memory_order_acquire) - 1;
+	if (fd < 0) {
+		pthread_mutex_lock(&S.mu);
+		fd = atomic_load_explicit(&S.tgt[pair][direct], memory_order_relaxed) - 1;
+		if (fd < 0) {
+			cp = &h->pairs[pair];
+			snprintf(path, sizeof(path), "%.*s", (int)cp->target_len,
+				 (const char *)h + h->strtab_off + cp->target_off);
+			fd = open(path, O_RDWR | O_CLOEXEC | (direct ? O_DIRECT : 0));
+			if (fd < 0) {
+				fd = -errno;
+			} else {
+				/* out of the way of programs that close or dup2 low fds */
+				int hi = fcntl(fd, F_DUPFD_CLOEXEC, 512);
+
+				if (hi >= 0) {
+					REAL(close)(fd);
+					fd = hi;
+				}
+				atomic_store_explicit(&S.tgt[pair][direct], fd + 1, memory_order_release);
+			}
+		}
+		pthread_mutex_unlock(&S.mu);
+	}
+	shim_busy--;
+	return fd;
+}
+
+void shim_target_fd_lost(int pair, int fd)
+{
+	for (int d = 0; d < 2; d++) {
+		int want = fd + 1;
+
+		atomic_compare_exchange_strong(&S.tgt[pair][d], &want, 0);
+	}
 }
 
 /* Our dirty-log segment, created at the first clean-to-dirty transition. */

@@ -75,6 +75,43 @@ int shim_fd_tracked(int fd);
 /* Path of pair's source for messages (into buf), or a generic phrase. */
 const char *shim_source_path(int pair, char *buf, size_t len);
 
+struct ctl;
+/* The control block when attached, else NULL. */
+const struct ctl *shim_ctl(void);
+uint64_t shim_wait_us(void);
+
+/*
+ * The target of pair, opened (O_DIRECT when srcfd is) on first use and
+ * kept; an fd or -errno.  shim_target_fd_lost forgets an fd that stopped
+ * working (EBADF: the program closed it) so the next call reopens.
+ */
+int shim_target_fd(int pair, int srcfd);
+void shim_target_fd_lost(int pair, int fd);
+
+/* Where an operation on a source goes in the session's current state. */
+enum shim_route {
+	SHIM_SOURCE = 0, /* copying (or no session, or aborted) */
+	SHIM_MIRROR = 1, /* synced, switched: writes to both */
+	SHIM_TARGET = 2, /* committed: the target only */
+};
+enum shim_route shim_write_route(void);
+
+/* Should a read of [off, off + len) of pair go to the target? */
+bool shim_read_from_target(int pair, uint64_t off, uint64_t len);
+
+/* A commit holds new writes back: wait for it (bounded, I7). */
+void shim_barrier_wait(void);
+
+/*
+ * After a write of n bytes (iov[0..cnt) from its start, or, with iov NULL,
+ * whatever the source now holds in [off, off + n)) to the source of pair
+ * succeeded in the mirrored states: the same to the target.  0, or -errno
+ * when the application's write must fail because a commit is near and the
+ * target did not get it.  Otherwise a failed target write leaves the
+ * regions dirty and is counted (status shows it).
+ */
+int shim_mirror(int pair, int srcfd, const struct iovec *iov, int cnt, uint64_t off, uint64_t n);
+
 /* "volmig shim[pid]: ..." on stderr; errno preserved. */
 void shim_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -1,13 +1,20 @@
 /*
- * wr: the write family.  Positional writes are tracked at their offset;
- * write/writev at the current offset take a per-fd stripe lock so that the
- * offset read and the write are one step for every thread of the process
- * (O_APPEND: the end of the file).  fallocate punch/zero, copy_file_range
- * into a source and the discard/zero-out ioctls are tracked as writes of
- * their range.
+ * wr: the write family.  Every write to a source goes through ROUTED: in the
+ * committed state straight to the target; otherwise counted in flight and
+ * its regions' intent made durable (shim_track_begin), written to the
+ * source, and in the mirrored states (synced, switched) the same bytes
+ * written to the target (shim_mirror; see route.c).
+ *
+ * Positional writes are tracked at their offset; write/writev at the
+ * current offset take a per-fd stripe lock so that the offset read and the
+ * write are one step for every thread of the process (O_APPEND: the end of
+ * the file).  fallocate punch/zero, copy_file_range into a source and the
+ * discard/zero-out ioctls are tracked as writes of their range and mirrored
+ * by copying the range.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
 #include <pthread.h>
@@ -18,71 +25,113 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "shim.h"
 #include "crash.h"
+#include "shim.h"
 
 #define STRIPES 64
 static pthread_mutex_t stripe[STRIPES] = { [0 ... STRIPES - 1] = PTHREAD_MUTEX_INITIALIZER };
 
-/* Run a write through the tracker: begin, call, end; errno as the call left it. */
-#define TRACKED(fd, off, len, call)                                                      \
+/*
+ * Route a write of len bytes at off to fd.  call writes the source as the
+ * program asked; tcall writes the target instead (it may use tfd_); iov_/
+ * cnt_ describe the bytes for mirroring (NULL: copy the range from the
+ * source).  The value is the call's, errno as it left it.
+ */
+#define ROUTED(fd, off, len, iov_, cnt_, call, tcall)                                    \
 	({                                                                               \
-		struct shim_track t_;                                                    \
 		ssize_t r_;                                                              \
-		int rc_ = shim_track_begin((fd), (off), (len), &t_);                     \
-		if (rc_ < 0) {                                                           \
-			errno = -rc_;                                                    \
-			r_ = -1;                                                         \
-		} else {                                                                 \
-			if (t_.active)                                                   \
-				CRASH_POINT("shim.source-write.before");                 \
+		int p_ = shim_fd_tracked(fd);                                            \
+		if (p_ == -1) {                                                          \
 			r_ = (call);                                                     \
-			if (t_.active) {                                                 \
-				CRASH_POINT("shim.source-write.after");                  \
+		} else if (p_ >= 0 && shim_write_route() == SHIM_TARGET) {               \
+			int tfd_ = shim_target_fd(p_, (fd));                             \
+			if (tfd_ < 0) {                                                  \
+				errno = -tfd_;                                           \
+				r_ = -1;                                                 \
+			} else {                                                         \
+				r_ = (tcall);                                            \
+			}                                                                \
+		} else {                                                                 \
+			struct shim_track t_;                                            \
+			int rc_;                                                         \
+			if (p_ >= 0 && shim_write_route() == SHIM_MIRROR)                \
+				shim_barrier_wait();                                     \
+			rc_ = shim_track_begin((fd), (off), (len), &t_);                 \
+			if (rc_ < 0) {                                                   \
+				errno = -rc_;                                            \
+				r_ = -1;                                                 \
+			} else {                                                         \
+				if (t_.active)                                           \
+					CRASH_POINT("shim.source-write.before");         \
+				r_ = (call);                                             \
 				int e_ = errno;                                          \
-				shim_track_end(&t_);                                     \
+				if (r_ > 0 && t_.active && t_.hold < 0 &&                \
+				    shim_write_route() == SHIM_MIRROR) {                 \
+					int m_ = shim_mirror((int)t_.pair, (fd), (iov_), \
+							     (cnt_), (off), (uint64_t)r_); \
+					if (m_ < 0) {                                    \
+						e_ = -m_;                                \
+						r_ = -1;                                 \
+					}                                                \
+				}                                                        \
+				if (t_.active) {                                         \
+					CRASH_POINT("shim.source-write.after");          \
+					shim_track_end(&t_);                             \
+				}                                                        \
 				errno = e_;                                              \
 			}                                                                \
 		}                                                                        \
 		r_;                                                                      \
 	})
 
+/* One-element iovec for the plain calls. */
+#define IOV1(buf, n) ((const struct iovec[]){ { .iov_base = (void *)(buf), .iov_len = (n) } })
+
 ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
 {
 	if (shim_busy || off < 0)
 		return REAL(pwrite)(fd, buf, n, off);
-	return TRACKED(fd, (uint64_t)off, n, REAL(pwrite)(fd, buf, n, off));
+	return ROUTED(fd, (uint64_t)off, n, IOV1(buf, n), 1, REAL(pwrite)(fd, buf, n, off),
+		      REAL(pwrite)(tfd_, buf, n, off));
 }
 
 ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off)
 {
 	if (shim_busy || off < 0)
 		return REAL(pwrite64)(fd, buf, n, off);
-	return TRACKED(fd, (uint64_t)off, n, REAL(pwrite64)(fd, buf, n, off));
+	return ROUTED(fd, (uint64_t)off, n, IOV1(buf, n), 1, REAL(pwrite64)(fd, buf, n, off),
+		      REAL(pwrite64)(tfd_, buf, n, off));
 }
 
 ssize_t pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
 {
 	if (shim_busy || off < 0 || cnt < 0)
 		return REAL(pwritev)(fd, iov, cnt, off);
-	return TRACKED(fd, (uint64_t)off, shim_iov_len(iov, cnt), REAL(pwritev)(fd, iov, cnt, off));
+	return ROUTED(fd, (uint64_t)off, shim_iov_len(iov, cnt), iov, cnt,
+		      REAL(pwritev)(fd, iov, cnt, off), REAL(pwritev)(tfd_, iov, cnt, off));
 }
 
 ssize_t pwritev64(int fd, const struct iovec *iov, int cnt, off_t off)
 {
 	if (shim_busy || off < 0 || cnt < 0)
 		return REAL(pwritev64)(fd, iov, cnt, off);
-	return TRACKED(fd, (uint64_t)off, shim_iov_len(iov, cnt),
-		       REAL(pwritev64)(fd, iov, cnt, off));
+	return ROUTED(fd, (uint64_t)off, shim_iov_len(iov, cnt), iov, cnt,
+		      REAL(pwritev64)(fd, iov, cnt, off), REAL(pwritev64)(tfd_, iov, cnt, off));
 }
 
 /* Where a write at the current offset of fd will land; caller holds its
- * stripe.  -1 when unknown (the caller then tracks from 0 to the end). */
-static off_t current_offset(int fd, bool append)
+ * stripe.  With append (O_APPEND or RWF_APPEND), the end of the file the
+ * write goes to: the target's in the committed state.  -1 when unknown
+ * (the caller then tracks from 0 to the end). */
+static off_t current_offset(int fd, bool append, int pair)
 {
 	struct stat st;
+	int tfd;
 
 	if (append || (fcntl(fd, F_GETFL) & O_APPEND)) {
+		if (pair >= 0 && shim_write_route() == SHIM_TARGET &&
+		    (tfd = shim_target_fd(pair, fd)) >= 0)
+			fd = tfd;
 		if (fstat(fd, &st) < 0)
 			return -1;
 		return st.st_size;
@@ -90,42 +139,60 @@ static off_t current_offset(int fd, bool append)
 	return lseek(fd, 0, SEEK_CUR);
 }
 
+/* After a write at the current offset went to the target instead: move the
+ * source fd's offset as the write would have. */
+static ssize_t advance(int fd, off_t at, ssize_t r)
+{
+	if (r > 0) {
+		int saved = errno;
+
+		lseek(fd, at + r, SEEK_SET);
+		errno = saved;
+	}
+	return r;
+}
+
 /* A write at the current offset (write, writev, pwritev2 with offset -1). */
-#define AT_CURRENT(fd, len, append, call)                                                \
+#define AT_CURRENT(fd, len, append, iov_, cnt_, call, tcall)                             \
 	({                                                                               \
-		ssize_t ac_r_;                                                              \
-		if (shim_fd_tracked(fd) == -1) {                                         \
-			ac_r_ = (call);                                                     \
+		ssize_t ac_r_;                                                           \
+		int ac_p_ = shim_fd_tracked(fd);                                         \
+		if (ac_p_ == -1) {                                                       \
+			ac_r_ = (call);                                                  \
 		} else {                                                                 \
-			pthread_mutex_t *ac_m_ = &stripe[(unsigned)(fd) % STRIPES];         \
-			int ac_saved_ = errno;                                              \
-			off_t ac_at_;                                                       \
-			pthread_mutex_lock(ac_m_);                                          \
+			pthread_mutex_t *ac_m_ = &stripe[(unsigned)(fd) % STRIPES];      \
+			int ac_saved_ = errno;                                           \
+			off_t at;                                                        \
+			pthread_mutex_lock(ac_m_);                                       \
 			shim_busy++;                                                     \
-			ac_at_ = current_offset(fd, append);                                \
+			at = current_offset(fd, append, ac_p_);                          \
 			shim_busy--;                                                     \
-			errno = ac_saved_;                                                  \
-			if (ac_at_ < 0) /* unknown: the whole volume */                     \
-				ac_r_ = TRACKED(fd, 0, UINT64_MAX, (call));                 \
+			errno = ac_saved_;                                               \
+			if (at < 0) /* unknown: the whole volume */                      \
+				ac_r_ = ROUTED(fd, 0, UINT64_MAX, NULL, 0, (call),       \
+					       (errno = ESPIPE, -1));                    \
 			else                                                             \
-				ac_r_ = TRACKED(fd, (uint64_t)ac_at_, (len), (call));          \
-			pthread_mutex_unlock(ac_m_);                                        \
+				ac_r_ = ROUTED(fd, (uint64_t)at, (len), (iov_), (cnt_), \
+					       (call), advance(fd, at, (tcall)));        \
+			pthread_mutex_unlock(ac_m_);                                     \
 		}                                                                        \
-		ac_r_;                                                                      \
+		ac_r_;                                                                   \
 	})
 
 ssize_t write(int fd, const void *buf, size_t n)
 {
 	if (shim_busy)
 		return REAL(write)(fd, buf, n);
-	return AT_CURRENT(fd, n, false, REAL(write)(fd, buf, n));
+	return AT_CURRENT(fd, n, false, IOV1(buf, n), 1, REAL(write)(fd, buf, n),
+			  REAL(pwrite)(tfd_, buf, n, at));
 }
 
 ssize_t writev(int fd, const struct iovec *iov, int cnt)
 {
 	if (shim_busy || cnt < 0)
 		return REAL(writev)(fd, iov, cnt);
-	return AT_CURRENT(fd, shim_iov_len(iov, cnt), false, REAL(writev)(fd, iov, cnt));
+	return AT_CURRENT(fd, shim_iov_len(iov, cnt), false, iov, cnt, REAL(writev)(fd, iov, cnt),
+			  REAL(pwritev)(tfd_, iov, cnt, at));
 }
 
 ssize_t pwritev2(int fd, const struct iovec *iov, int cnt, off_t off, int flags)
@@ -133,12 +200,14 @@ ssize_t pwritev2(int fd, const struct iovec *iov, int cnt, off_t off, int flags)
 	if (shim_busy || cnt < 0)
 		return REAL(pwritev2)(fd, iov, cnt, off, flags);
 	if (off == -1 || (flags & RWF_APPEND))
-		return AT_CURRENT(fd, shim_iov_len(iov, cnt), (flags & RWF_APPEND) != 0,
-				  REAL(pwritev2)(fd, iov, cnt, off, flags));
+		return AT_CURRENT(fd, shim_iov_len(iov, cnt), (flags & RWF_APPEND) != 0, iov, cnt,
+				  REAL(pwritev2)(fd, iov, cnt, off, flags),
+				  REAL(pwritev2)(tfd_, iov, cnt, at, flags & ~RWF_APPEND));
 	if (off < 0)
 		return REAL(pwritev2)(fd, iov, cnt, off, flags);
-	return TRACKED(fd, (uint64_t)off, shim_iov_len(iov, cnt),
-		       REAL(pwritev2)(fd, iov, cnt, off, flags));
+	return ROUTED(fd, (uint64_t)off, shim_iov_len(iov, cnt), iov, cnt,
+		      REAL(pwritev2)(fd, iov, cnt, off, flags),
+		      REAL(pwritev2)(tfd_, iov, cnt, off, flags));
 }
 
 ssize_t pwritev64v2(int fd, const struct iovec *iov, int cnt, off_t off, int flags)
@@ -146,12 +215,14 @@ ssize_t pwritev64v2(int fd, const struct iovec *iov, int cnt, off_t off, int fla
 	if (shim_busy || cnt < 0)
 		return REAL(pwritev64v2)(fd, iov, cnt, off, flags);
 	if (off == -1 || (flags & RWF_APPEND))
-		return AT_CURRENT(fd, shim_iov_len(iov, cnt), (flags & RWF_APPEND) != 0,
-				  REAL(pwritev64v2)(fd, iov, cnt, off, flags));
+		return AT_CURRENT(fd, shim_iov_len(iov, cnt), (flags & RWF_APPEND) != 0, iov, cnt,
+				  REAL(pwritev64v2)(fd, iov, cnt, off, flags),
+				  REAL(pwritev64v2)(tfd_, iov, cnt, at, flags & ~RWF_APPEND));
 	if (off < 0)
 		return REAL(pwritev64v2)(fd, iov, cnt, off, flags);
-	return TRACKED(fd, (uint64_t)off, shim_iov_len(iov, cnt),
-		       REAL(pwritev64v2)(fd, iov, cnt, off, flags));
+	return ROUTED(fd, (uint64_t)off, shim_iov_len(iov, cnt), iov, cnt,
+		      REAL(pwritev64v2)(fd, iov, cnt, off, flags),
+		      REAL(pwritev64v2)(tfd_, iov, cnt, off, flags));
 }
 
 /* fallocate: punching, zeroing and shifting change data; plain
@@ -167,6 +238,13 @@ static uint64_t fallocate_span(int fd, int mode, off_t off, off_t len, uint64_t 
 	return 0;
 }
 
+/* fallocate's result as a byte count for ROUTED (0 -> len, so that it
+ * mirrors; -1 stays -1), and back. */
+static ssize_t fa_bytes(int r, uint64_t span)
+{
+	return r == 0 ? (ssize_t)(span > SSIZE_MAX ? SSIZE_MAX : span) : -1;
+}
+
 int fallocate(int fd, int mode, off_t off, off_t len)
 {
 	uint64_t start, span;
@@ -176,7 +254,8 @@ int fallocate(int fd, int mode, off_t off, off_t len)
 	span = fallocate_span(fd, mode, off, len, &start);
 	if (span == 0)
 		return REAL(fallocate)(fd, mode, off, len);
-	return (int)TRACKED(fd, start, span, REAL(fallocate)(fd, mode, off, len));
+	return ROUTED(fd, start, span, NULL, 0, fa_bytes(REAL(fallocate)(fd, mode, off, len), span),
+		      fa_bytes(REAL(fallocate)(tfd_, mode, off, len), span)) < 0 ? -1 : 0;
 }
 
 int fallocate64(int fd, int mode, off_t off, off_t len)
@@ -188,7 +267,9 @@ int fallocate64(int fd, int mode, off_t off, off_t len)
 	span = fallocate_span(fd, mode, off, len, &start);
 	if (span == 0)
 		return REAL(fallocate64)(fd, mode, off, len);
-	return (int)TRACKED(fd, start, span, REAL(fallocate64)(fd, mode, off, len));
+	return ROUTED(fd, start, span, NULL, 0,
+		      fa_bytes(REAL(fallocate64)(fd, mode, off, len), span),
+		      fa_bytes(REAL(fallocate64)(tfd_, mode, off, len), span)) < 0 ? -1 : 0;
 }
 
 ssize_t copy_file_range(int in, off_t *in_off, int out, off_t *out_off, size_t len,
@@ -196,10 +277,16 @@ ssize_t copy_file_range(int in, off_t *in_off, int out, off_t *out_off, size_t l
 {
 	if (shim_busy || shim_fd_tracked(out) == -1)
 		return REAL(copy_file_range)(in, in_off, out, out_off, len, flags);
-	if (out_off != NULL)
-		return TRACKED(out, (uint64_t)*out_off, len,
-			       REAL(copy_file_range)(in, in_off, out, out_off, len, flags));
-	return AT_CURRENT(out, len, false, REAL(copy_file_range)(in, in_off, out, out_off, len, flags));
+	if (out_off != NULL) {
+		off_t o = *out_off;
+
+		return ROUTED(out, (uint64_t)o, len, NULL, 0,
+			      REAL(copy_file_range)(in, in_off, out, out_off, len, flags),
+			      REAL(copy_file_range)(in, in_off, tfd_, out_off, len, flags));
+	}
+	return AT_CURRENT(out, len, false, NULL, 0,
+			  REAL(copy_file_range)(in, in_off, out, out_off, len, flags),
+			  REAL(copy_file_range)(in, in_off, tfd_, &(off_t){ at }, len, flags));
 }
 
 /* ioctl(2) is variadic in glibc's prototype; its third argument is a pointer
@@ -215,8 +302,11 @@ int ioctl(int fd, unsigned long req, ...)
 	if (!shim_busy && arg != NULL &&
 	    (req == BLKDISCARD || req == BLKZEROOUT || req == BLKSECDISCARD)) {
 		const uint64_t *range = arg;
+		uint64_t span = range[1];
 
-		return (int)TRACKED(fd, range[0], range[1], REAL(ioctl)(fd, req, arg));
+		return ROUTED(fd, range[0], span, NULL, 0,
+			      fa_bytes(REAL(ioctl)(fd, req, arg), span),
+			      fa_bytes(REAL(ioctl)(tfd_, req, arg), span)) < 0 ? -1 : 0;
 	}
 	return REAL(ioctl)(fd, req, arg);
 }

@@ -89,7 +89,8 @@ _on_wait_open() { # pid path
 	for _ in $(seq 400); do
 		local kids=() t k
 		for t in /proc/"$1"/task/*/children; do
-			read -r -a k <"$t" 2>/dev/null && kids+=("${k[@]}")
+			read -r -a k <"$t" 2>/dev/null
+			kids+=("${k[@]}")
 		done
 		for c in "${kids[@]}" "$1"; do
 			for f in /proc/"$c"/fd/*; do

@@ -395,7 +395,24 @@ transition_checks() {
 		-- "$s" "commit or abort it" -- \
 		$VOLMIG cleanup -s "$s"
 	ok_if "cleanup of a session in setup: state store kept" test -e "$s/volmig.db"
-	skip_test "commit before synced, abort after commit: volmig has no commit command yet"
+	expect_fail "commit before synced (a session in setup)" "$D/fresh.src" "$D/fresh.tgt" \
+		-- "$s" "commit needs a synced or switched session" -- \
+		$VOLMIG commit -s "$s"
+	expect_fail "switch before synced" "$D/fresh.src" "$D/fresh.tgt" \
+		-- "$s" "needs a synced session" -- \
+		$VOLMIG switch -s "$s"
+	ok_if "the session is still in setup" test "$(status_field "$s" state)" = setup
+	if $VOLMIG sync -s "$s" >"$OUT" 2>"$ERR" && $VOLMIG commit -s "$s" >"$OUT" 2>"$ERR"; then
+		expect_fail "abort after commit" "$D/fresh.src" "$D/fresh.tgt" \
+			-- "$s" "committed: it cannot be aborted" -- \
+			$VOLMIG abort -s "$s"
+		expect_fail "switch --source after commit" "$D/fresh.src" "$D/fresh.tgt" \
+			-- "$s" "needs a switched session" -- \
+			$VOLMIG switch -s "$s" --source
+	else
+		not_ok "sync and commit a fresh session"
+		show_err
+	fi
 }
 
 help_checks

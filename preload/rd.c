@@ -1,0 +1,242 @@
+/*
+ * rd: the read family and the flushes, routed by the session's state (see
+ * route.c): a read of a source goes to the target in the committed state,
+ * and in the switched state wherever its regions are clean; fsync and
+ * fdatasync of a source flush what the current state writes to.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+/* The target fd to read [off, off + len) of fd from, or -1 for fd itself. */
+static int read_fd(int fd, uint64_t off, uint64_t len)
+{
+	int pair = shim_source_pair(fd), tfd;
+
+	if (pair < 0 || !shim_read_from_target(pair, off, len))
+		return -1;
+	tfd = shim_target_fd(pair, fd);
+	return tfd; /* -errno: the caller fails the read */
+}
+
+#define ROUTED_READ(fd, off, len, call, tcall)                                           \
+	({                                                                               \
+		ssize_t r_;                                                              \
+		int saved_ = errno;                                                      \
+		int tfd_ = read_fd((fd), (off), (len));                                  \
+		errno = saved_;                                                          \
+		if (tfd_ == -1)                                                          \
+			r_ = (call);                                                     \
+		else if (tfd_ < 0) {                                                     \
+			errno = -tfd_;                                                   \
+			r_ = -1;                                                         \
+		} else                                                                   \
+			r_ = (tcall);                                                    \
+		r_;                                                                      \
+	})
+
+ssize_t pread(int fd, void *buf, size_t n, off_t off)
+{
+	if (shim_busy || off < 0)
+		return REAL(pread)(fd, buf, n, off);
+	return ROUTED_READ(fd, (uint64_t)off, n, REAL(pread)(fd, buf, n, off),
+			   REAL(pread)(tfd_, buf, n, off));
+}
+
+ssize_t pread64(int fd, void *buf, size_t n, off_t off)
+{
+	if (shim_busy || off < 0)
+		return REAL(pread64)(fd, buf, n, off);
+	return ROUTED_READ(fd, (uint64_t)off, n, REAL(pread64)(fd, buf, n, off),
+			   REAL(pread64)(tfd_, buf, n, off));
+}
+
+ssize_t __pread_chk(int fd, void *buf, size_t n, off_t off, size_t buflen);
+ssize_t __pread64_chk(int fd, void *buf, size_t n, off_t off, size_t buflen);
+
+ssize_t __pread_chk(int fd, void *buf, size_t n, off_t off, size_t buflen)
+{
+	if (shim_busy || off < 0)
+		return REAL(__pread_chk)(fd, buf, n, off, buflen);
+	return ROUTED_READ(fd, (uint64_t)off, n, REAL(__pread_chk)(fd, buf, n, off, buflen),
+			   REAL(__pread_chk)(tfd_, buf, n, off, buflen));
+}
+
+ssize_t __pread64_chk(int fd, void *buf, size_t n, off_t off, size_t buflen)
+{
+	if (shim_busy || off < 0)
+		return REAL(__pread64_chk)(fd, buf, n, off, buflen);
+	return ROUTED_READ(fd, (uint64_t)off, n, REAL(__pread64_chk)(fd, buf, n, off, buflen),
+			   REAL(__pread64_chk)(tfd_, buf, n, off, buflen));
+}
+
+ssize_t preadv(int fd, const struct iovec *iov, int cnt, off_t off)
+{
+	if (shim_busy || off < 0 || cnt < 0)
+		return REAL(preadv)(fd, iov, cnt, off);
+	return ROUTED_READ(fd, (uint64_t)off, shim_iov_len(iov, cnt), REAL(preadv)(fd, iov, cnt, off),
+			   REAL(preadv)(tfd_, iov, cnt, off));
+}
+
+ssize_t preadv64(int fd, const struct iovec *iov, int cnt, off_t off)
+{
+	if (shim_busy || off < 0 || cnt < 0)
+		return REAL(preadv64)(fd, iov, cnt, off);
+	return ROUTED_READ(fd, (uint64_t)off, shim_iov_len(iov, cnt),
+			   REAL(preadv64)(fd, iov, cnt, off), REAL(preadv64)(tfd_, iov, cnt, off));
+}
+
+/* Reads at the current offset: redirected ones read the target at the
+ * source fd's offset and move it on. */
+static pthread_mutex_t rstripe[64] = { [0 ... 63] = PTHREAD_MUTEX_INITIALIZER };
+
+#define AT_CURRENT_READ(fd, len, call, tcall)                                            \
+	({                                                                               \
+		ssize_t r_;                                                              \
+		int p_ = shim_source_pair(fd);                                           \
+		if (p_ < 0 || shim_write_route() == SHIM_SOURCE) {                       \
+			r_ = (call);                                                     \
+		} else {                                                                 \
+			pthread_mutex_t *m_ = &rstripe[(unsigned)(fd) % 64];             \
+			int saved_ = errno, tfd_;                                        \
+			off_t at;                                                        \
+			pthread_mutex_lock(m_);                                          \
+			shim_busy++;                                                     \
+			at = lseek((fd), 0, SEEK_CUR);                                   \
+			shim_busy--;                                                     \
+			errno = saved_;                                                  \
+			tfd_ = at < 0 ? -1 : read_fd((fd), (uint64_t)at, (len));         \
+			errno = saved_;                                                  \
+			if (tfd_ == -1) {                                                \
+				r_ = (call);                                             \
+			} else if (tfd_ < 0) {                                           \
+				errno = -tfd_;                                           \
+				r_ = -1;                                                 \
+			} else {                                                         \
+				r_ = (tcall);                                            \
+				if (r_ > 0) {                                            \
+					int e_ = errno;                                  \
+					lseek((fd), at + r_, SEEK_SET);                  \
+					errno = e_;                                      \
+				}                                                        \
+			}                                                                \
+			pthread_mutex_unlock(m_);                                        \
+		}                                                                        \
+		r_;                                                                      \
+	})
+
+ssize_t read(int fd, void *buf, size_t n)
+{
+	if (shim_busy)
+		return REAL(read)(fd, buf, n);
+	return AT_CURRENT_READ(fd, n, REAL(read)(fd, buf, n), REAL(pread)(tfd_, buf, n, at));
+}
+
+ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen);
+
+ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
+{
+	if (shim_busy)
+		return REAL(__read_chk)(fd, buf, n, buflen);
+	return AT_CURRENT_READ(fd, n, REAL(__read_chk)(fd, buf, n, buflen),
+			       REAL(__pread_chk)(tfd_, buf, n, at, buflen));
+}
+
+ssize_t readv(int fd, const struct iovec *iov, int cnt)
+{
+	if (shim_busy || cnt < 0)
+		return REAL(readv)(fd, iov, cnt);
+	return AT_CURRENT_READ(fd, shim_iov_len(iov, cnt), REAL(readv)(fd, iov, cnt),
+			       REAL(preadv)(tfd_, iov, cnt, at));
+}
+
+ssize_t preadv2(int fd, const struct iovec *iov, int cnt, off_t off, int flags)
+{
+	if (shim_busy || cnt < 0)
+		return REAL(preadv2)(fd, iov, cnt, off, flags);
+	if (off == -1)
+		return AT_CURRENT_READ(fd, shim_iov_len(iov, cnt),
+				       REAL(preadv2)(fd, iov, cnt, off, flags),
+				       REAL(preadv2)(tfd_, iov, cnt, at, flags));
+	if (off < 0)
+		return REAL(preadv2)(fd, iov, cnt, off, flags);
+	return ROUTED_READ(fd, (uint64_t)off, shim_iov_len(iov, cnt),
+			   REAL(preadv2)(fd, iov, cnt, off, flags),
+			   REAL(preadv2)(tfd_, iov, cnt, off, flags));
+}
+
+ssize_t preadv64v2(int fd, const struct iovec *iov, int cnt, off_t off, int flags)
+{
+	if (shim_busy || cnt < 0)
+		return REAL(preadv64v2)(fd, iov, cnt, off, flags);
+	if (off == -1)
+		return AT_CURRENT_READ(fd, shim_iov_len(iov, cnt),
+				       REAL(preadv64v2)(fd, iov, cnt, off, flags),
+				       REAL(preadv64v2)(tfd_, iov, cnt, at, flags));
+	if (off < 0)
+		return REAL(preadv64v2)(fd, iov, cnt, off, flags);
+	return ROUTED_READ(fd, (uint64_t)off, shim_iov_len(iov, cnt),
+			   REAL(preadv64v2)(fd, iov, cnt, off, flags),
+			   REAL(preadv64v2)(tfd_, iov, cnt, off, flags));
+}
+
+/* Flush what the current state writes to: the source (copying), both
+ * (synced, switched), the target (committed). */
+static int flush(int fd, int (*fn)(int))
+{
+	int pair = shim_source_pair(fd), tfd, rc;
+	enum shim_route route;
+
+	if (pair < 0 || (route = shim_write_route()) == SHIM_SOURCE)
+		return fn(fd);
+	tfd = shim_target_fd(pair, fd);
+	if (tfd < 0) {
+		errno = -tfd;
+		return -1;
+	}
+	if (route == SHIM_TARGET)
+		return fn(tfd);
+	rc = fn(fd);
+	if (rc == 0)
+		rc = fn(tfd);
+	return rc;
+}
+
+int fsync(int fd)
+{
+	if (shim_busy)
+		return REAL(fsync)(fd);
+	return flush(fd, REAL(fsync));
+}
+
+int fdatasync(int fd)
+{
+	if (shim_busy)
+		return REAL(fdatasync)(fd);
+	return flush(fd, REAL(fdatasync));
+}
+
+int sync_file_range(int fd, off_t off, off_t n, unsigned int flags)
+{
+	int pair, tfd, rc;
+	enum shim_route route;
+
+	if (shim_busy || (pair = shim_source_pair(fd)) < 0 ||
+	    (route = shim_write_route()) == SHIM_SOURCE)
+		return REAL(sync_file_range)(fd, off, n, flags);
+	tfd = shim_target_fd(pair, fd);
+	if (tfd < 0) {
+		errno = -tfd;
+		return -1;
+	}
+	if (route == SHIM_TARGET)
+		return REAL(sync_file_range)(tfd, off, n, flags);
+	rc = REAL(sync_file_range)(fd, off, n, flags);
+	if (rc == 0)
+		rc = REAL(sync_file_range)(tfd, off, n, flags);
+	return rc;
+}

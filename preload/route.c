@@ -1,0 +1,201 @@
+/*
+ * route: where reads and writes of a source go in each state of the
+ * session (see copier/trans.c for the transitions).
+ *
+ *   copying, aborted   the source, as the program asked (writes tracked)
+ *   synced, switched   writes: the source, then the same bytes to the
+ *                      target (mirroring; the region was logged dirty
+ *                      first, so a failed or cut-off target write is
+ *                      copied again by the copier); reads: the source when
+ *                      synced, the target when switched wherever the
+ *                      regions are clean (a dirty region is read from the
+ *                      source, which mirroring keeps complete)
+ *   committed          the target only, reads and writes
+ *
+ * The state is read from the control block at each operation, after the
+ * write is counted in flight, so a transition reaches every process at its
+ * next operation without a restart.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ctl.h"
+#include "region.h"
+#include "sess.h"
+#include "shim.h"
+
+#define MIRROR_BUF (1u << 20)
+
+enum shim_route shim_write_route(void)
+{
+	const struct ctl *c = shim_ctl();
+	uint32_t st;
+
+	if (c == NULL)
+		return SHIM_SOURCE;
+	st = atomic_load_explicit(&c->hdr->state, memory_order_acquire);
+	if (st == SESS_SYNCED || st == SESS_SWITCHED)
+		return SHIM_MIRROR;
+	if (st == SESS_COMMITTED)
+		return SHIM_TARGET;
+	return SHIM_SOURCE;
+}
+
+bool shim_read_from_target(int pair, uint64_t off, uint64_t len)
+{
+	const struct ctl *c = shim_ctl();
+	uint64_t first, n, size;
+	uint32_t st;
+
+	if (c == NULL || pair < 0)
+		return false;
+	st = atomic_load_explicit(&c->hdr->state, memory_order_acquire);
+	if (st == SESS_COMMITTED)
+		return true;
+	if (st != SESS_SWITCHED || len == 0)
+		return false;
+	size = c->hdr->pairs[pair].size;
+	if (off >= size)
+		return true; /* past the end the copier knows: the target's */
+	if (len > size - off)
+		len = size - off;
+	region_span(off, len, c->hdr->region_shift, &first, &n);
+	for (uint64_t r = first; r < first + n; r++)
+		if (atomic_load_explicit(ctl_region(c, (uint32_t)pair, r), memory_order_acquire) &
+		    CTL_DIRTY)
+			return false;
+	return true;
+}
+
+static bool alive(pid_t pid)
+{
+	return pid > 0 && (kill(pid, 0) == 0 || errno != ESRCH);
+}
+
+void shim_barrier_wait(void)
+{
+	const struct ctl *c = shim_ctl();
+	uint64_t waited = 0, limit;
+	int32_t holder;
+	int saved = errno;
+
+	if (c == NULL)
+		return;
+	holder = atomic_load_explicit(&c->hdr->barrier_pid, memory_order_acquire);
+	if (holder == 0)
+		return;
+	shim_busy++;
+	limit = shim_wait_us();
+	while (holder != 0 && waited < limit && alive(holder)) {
+		struct timespec ts = { .tv_nsec = 200000 };
+
+		nanosleep(&ts, NULL);
+		waited += 200;
+		holder = atomic_load_explicit(&c->hdr->barrier_pid, memory_order_acquire);
+	}
+	shim_busy--;
+	errno = saved;
+}
+
+/* A commit is running or done: the target must have every acknowledged
+ * write from now on. */
+static bool commit_near(const struct ctl *c)
+{
+	return atomic_load_explicit(&c->hdr->barrier_pid, memory_order_acquire) != 0 ||
+	       atomic_load_explicit(&c->hdr->state, memory_order_acquire) == SESS_COMMITTED;
+}
+
+static int pwrite_all(int fd, const char *p, size_t n, uint64_t off)
+{
+	while (n > 0) {
+		ssize_t w = REAL(pwrite)(fd, p, n, (off_t)off);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -errno;
+		if (w == 0)
+			return -EIO;
+		p += w;
+		n -= (size_t)w;
+		off += (uint64_t)w;
+	}
+	return 0;
+}
+
+/* Copy [off, off + n) from the source fd to the target fd. */
+static int copy_range(int src, int tgt, uint64_t off, uint64_t n)
+{
+	char *buf = malloc(MIRROR_BUF);
+	int rc = 0;
+
+	if (buf == NULL)
+		return -ENOMEM;
+	while (n > 0 && rc == 0) {
+		size_t k = n > MIRROR_BUF ? MIRROR_BUF : (size_t)n;
+		ssize_t r = REAL(pread)(src, buf, k, (off_t)off);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			rc = r < 0 ? -errno : 0;
+			break; /* the end of the source */
+		}
+		rc = pwrite_all(tgt, buf, (size_t)r, off);
+		off += (uint64_t)r;
+		n -= (uint64_t)r;
+	}
+	free(buf);
+	return rc;
+}
+
+int shim_mirror(int pair, int srcfd, const struct iovec *iov, int cnt, uint64_t off, uint64_t n)
+{
+	const struct ctl *c = shim_ctl();
+	int tfd, rc = 0, saved = errno;
+
+	if (c == NULL || n == 0)
+		return 0;
+	shim_busy++;
+	tfd = shim_target_fd(pair, srcfd);
+	if (tfd < 0) {
+		rc = tfd;
+	} else if (iov == NULL) {
+		rc = copy_range(srcfd, tfd, off, n);
+	} else {
+		uint64_t left = n, at = off;
+
+		for (int i = 0; i < cnt && left > 0 && rc == 0; i++) {
+			size_t k = iov[i].iov_len < left ? iov[i].iov_len : (size_t)left;
+
+			rc = pwrite_all(tfd, iov[i].iov_base, k, at);
+			at += k;
+			left -= k;
+		}
+	}
+	if (rc == -EBADF && tfd >= 0)
+		shim_target_fd_lost(pair, tfd);
+	if (rc < 0) {
+		uint64_t first, nr, size = c->hdr->pairs[pair].size;
+
+		/* the regions are dirty already (logged before the write); make
+		 * sure, count the failure, and let the copier copy them again */
+		if (off < size) {
+			region_span(off, n < size - off ? n : size - off, c->hdr->region_shift, &first,
+				    &nr);
+			ctl_mark_dirty_range((struct ctl *)c, (uint32_t)pair, first, first + nr - 1);
+		}
+		atomic_fetch_add_explicit(&((struct ctl *)c)->hdr->mirror_errors[pair], 1,
+					  memory_order_relaxed);
+		if (!commit_near(c))
+			rc = 0;
+	}
+	shim_busy--;
+	errno = saved;
+	return rc;
+}
