@@ -21,6 +21,8 @@ PACKAGES=(
 	python3        # tests: reading status --json
 	util-linux     # losetup for block-device tests
 	qemu-utils     # benchmarks: qemu-img convert baseline
+	afl++          # make fuzz: AFL++
+	gnuplot-nox    # make bench: plots
 )
 
 if [ "${1:-}" = "--list" ]; then
