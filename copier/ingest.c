@@ -110,6 +110,7 @@ static int read_segment(struct ingest *in, struct ingest_seg *sg, int fd)
 	}
 	alive = writer_alive(&h); /* before reading: a dead writer appends no more */
 	sg->lost = h.lost_pairs;
+	sg->events = h.lost_events;
 	if (sg->off < DLOG_HDR_SIZE)
 		sg->off = DLOG_HDR_SIZE;
 	sg->new_off = sg->off;
@@ -211,8 +212,8 @@ int ingest_collect(struct ingest *in, struct state *st)
 		}
 		rc = read_segment(in, sg, fd);
 		close(fd);
-		if (rc == 0 && (sg->lost & ~sg->lost_seen))
-			in->lost_new |= sg->lost & ~sg->lost_seen;
+		if (rc == 0 && sg->events > sg->lost_seen)
+			in->lost_new |= sg->lost; /* a loss not handled yet */
 	}
 	closedir(d);
 	return rc;
@@ -228,8 +229,8 @@ int ingest_record(struct ingest *in, struct state *st, DB_TXN *txn)
 			continue;
 		if (sg->finished)
 			rc = state_ingest_del(st, txn, sg->name);
-		else if (sg->new_off != sg->off || (sg->lost & ~sg->lost_seen))
-			rc = state_ingest_put2(st, txn, sg->name, sg->new_off, sg->lost);
+		else if (sg->new_off != sg->off || sg->events > sg->lost_seen)
+			rc = state_ingest_put2(st, txn, sg->name, sg->new_off, sg->events);
 		else
 			rc = 0;
 		if (rc < 0)
@@ -256,7 +257,8 @@ void ingest_done(struct ingest *in)
 		if (!sg->present)
 			continue; /* gone from the directory */
 		sg->off = sg->new_off;
-		sg->lost_seen |= sg->lost;
+		if (sg->events > sg->lost_seen)
+			sg->lost_seen = sg->events;
 		in->segs[k++] = *sg;
 	}
 	in->nsegs = k;

@@ -32,7 +32,8 @@ struct ingest_seg {
 	uint64_t off;      /* durable ingest offset */
 	uint64_t new_off;  /* offset after this batch */
 	uint64_t lost;     /* pairs flagged lost in the header */
-	uint64_t lost_seen; /* of those, already handled (durable) */
+	uint64_t events;   /* losses counted in the header */
+	uint64_t lost_seen; /* losses already handled (durable) */
 	bool present;      /* seen in this scan */
 	bool finished;     /* writer gone and every record ingested */
 };

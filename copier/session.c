@@ -85,9 +85,9 @@ int session_lock_take(struct session_lock *l, const char *dir, int *holder)
 		return rc;
 	}
 	n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
-	if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
-		rc = -errno;
-		close(fd);
+	rc = ftruncate(fd, 0) < 0 ? -errno : io_pwrite_full(fd, pid, (size_t)n, 0);
+	if (rc < 0) {
+		close(fd); /* lets go of the lock: the caller must not go on */
 		return rc;
 	}
 	l->fd = fd;

@@ -147,7 +147,12 @@ int cmd_sync(int argc, char **argv)
 	}
 out:
 	sess_release(&s);
-	state_close(&st);
+	rc = state_close(&st);
+	if (rc < 0 && ret == EXIT_OK) {
+		/* committed transactions are in the log: the next start recovers */
+		report_errno("cannot close the state store in", dir, rc);
+		ret = EXIT_FAIL;
+	}
 out_lock:
 	session_lock_release(&lock);
 	return ret;

@@ -84,8 +84,12 @@ static void announce(const char *dir, const struct sess *s, const struct state_c
 
 static bool pending_alive(const struct state_control *k)
 {
-	return k->pending_pid > 0 && ctl_proc_start(k->pending_pid) == k->pending_start &&
-	       k->pending_pid != getpid();
+	uint64_t start;
+
+	if (k->pending_pid <= 0 || k->pending_pid == getpid())
+		return false;
+	start = ctl_proc_start(k->pending_pid);
+	return start != 0 && start == k->pending_start; /* 0: gone (or a zombie) */
 }
 
 struct reconcile_arg {

@@ -243,7 +243,7 @@ static uint64_t check_hdr(const uint8_t *data, size_t len, bool fix, bool *ok)
 	if (rc == 0) {
 		FUZZ_CHECK(hdr.salt == fz_le(h + 24, 8) && hdr.session_id == fz_le(h + 16, 8) &&
 				   (uint32_t)hdr.pid == fz_le(h + 32, 4) &&
-				   hdr.flags == fz_le(h + 36, 4) && hdr.start == fz_le(h + 40, 8) &&
+				   hdr.lost_events == fz_le(h + 36, 4) && hdr.start == fz_le(h + 40, 8) &&
 				   hdr.lost_pairs == fz_le(h + 48, 8),
 			   "decoded header fields differ from their bytes");
 		dlog_hdr_encode(&hdr, enc);

@@ -17,7 +17,11 @@
 #   I3, I6      the durable cursor never moved back; bytes_recopied within
 #               (crashes) x (one checkpoint interval's data + a batch)
 #   (abort points) abort finishes when run again; the source is untouched
-# I5 (cutover) has no transition to crash in yet.  Prints TAP.
+#   (switch and commit points, with the writer and sync --follow running)
+#               the next switch or commit finishes or rolls back the cut-off
+#               one; after the commit the source no longer changes and the
+#               target holds every acknowledged write (I5)
+# Prints TAP.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 VOLMIG_BUILD=${VOLMIG_CRASH_BUILD:-$here/../build/crash}
@@ -30,7 +34,7 @@ W="$VOLMIG_BUILD/harness/writer"
 RATE_MIB=8 INTERVAL=0.25 THREADS=4 REGION=65536 SIZE_MIB=16
 QUICK_POINTS="dlog.append.before dlog.flush.after shim.source-write.after
 copier.target-flush.after copier.checkpoint-commit.after state.synced.before
-state.aborted.after"
+state.aborted.after state.committed.pending state.committed.after"
 
 if [ ! -x "$VOLMIG_BIN" ] || [ ! -x "$W" ] || [ ! -f "$VOLMIG_BUILD/libvolmig.so" ]; then
 	skip_test "no crash-point build in $VOLMIG_BUILD (make crash-build)"
@@ -189,6 +193,60 @@ abort_case() { # point n
 	fi
 }
 
+# Switch or commit crashed at point P (N times in a row) while the writer
+# writes and sync --follow runs; the next command finishes or rolls it back.
+cutover_case() { # point process n
+	local p=$1 proc=$2 n=$3 d="$SCRATCH/$1.$3" st src tgt log rc i cpid wpid before
+	mkdir -p "$d/ack"
+	st="$d/state" src="$d/src.img" tgt="$d/tgt.img" log="$d/log"
+	make_random "$src" "$SIZE_MIB"
+	truncate -s "${SIZE_MIB}M" "$tgt"
+	$VOLMIG setup -s "$st" --source "$src" --target "$tgt" --region-size "$REGION" >"$log" 2>&1
+	$VOLMIG sync -s "$st" --progress-interval 0 >>"$log" 2>&1
+	spawn wpid $VOLMIG exec -s "$st" -- "$W" write --dev "$src" --size "$((SIZE_MIB * 1048576))" \
+		--procs 2 --threads 2 --engine mix --gen 1 --ack "$d/ack" --seconds 4 \
+		--seed "$TEST_SEED" >>"$log" 2>&1
+	spawn cpid $VOLMIG sync -s "$st" --follow --checkpoint-interval "$INTERVAL" \
+		--progress-interval 0 >>"$log" 2>&1
+	sleep 0.5
+	[ "$proc" = commit ] && $VOLMIG switch -s "$st" >>"$log" 2>&1
+	for i in $(seq "$n"); do
+		env "VOLMIG_CRASH=$p:1" $VOLMIG "$proc" -s "$st" >>"$log" 2>&1
+		rc=$?
+		# crashed past its record: a rerun finds it done and exits 0
+		[ "$rc" -eq 0 ] && [ "$i" -gt 1 ] && break
+		if [ "$rc" -ne 137 ]; then
+			not_ok "$p:$n: $proc run $i did not crash at the point (exit $rc)"
+			kill -KILL "$wpid" "$cpid" 2>/dev/null
+			return
+		fi
+	done
+	$VOLMIG "$proc" -s "$st" >>"$log" 2>&1
+	rc=$?
+	local why=() want=switched
+	[ "$proc" = commit ] && want=committed
+	[ "$rc" -eq 0 ] || why+=("$proc after the crash exited $rc")
+	[ "$(status_field "$st" state)" = "$want" ] || why+=("state is $(status_field "$st" state)")
+	if [ "$proc" = switch ]; then
+		$VOLMIG commit -s "$st" >>"$log" 2>&1 || why+=("commit after the switch failed")
+	fi
+	before=$(sha "$src")
+	wait "$wpid"
+	[ "$(sha "$src")" = "$before" ] || why+=("the source changed after the commit")
+	for _ in $(seq 200); do kill -0 "$cpid" 2>/dev/null || break; sleep 0.05; done
+	kill -KILL "$cpid" 2>/dev/null && why+=("sync --follow did not end with the commit")
+	wait "$cpid" 2>/dev/null
+	"$W" verify --dev "$tgt" --size "$((SIZE_MIB * 1048576))" --ack "$d/ack" >>"$log" 2>&1 ||
+		why+=("acknowledged writes missing on the target")
+	if [ ${#why[@]} -eq 0 ]; then
+		ok "$p:$n: $proc finished by the next $proc; committed target holds every acknowledged write"
+		rm -rf "$d"
+	else
+		not_ok "$p:$n: ${why[*]}"
+		tail -5 "$log" | sed 's/^/# /'
+	fi
+}
+
 test_seed
 while read -r point proc hits; do
 	case $point in '' | '#'*) continue ;; esac
@@ -201,6 +259,8 @@ while read -r point proc hits; do
 		[ -n "$quick" ] && [ "$n" -gt 1 ] && break
 		if [ "$proc" = abort ]; then
 			abort_case "$point" "$n"
+		elif [ "$proc" = switch ] || [ "$proc" = commit ]; then
+			cutover_case "$point" "$proc" "$n"
 		else
 			online_case "$point" "$proc" "$hits" "$n"
 		fi

@@ -450,7 +450,7 @@ uint64_t ctl_proc_start(pid_t pid)
 	if (p == NULL)
 		return 0;
 	/* after ") " come fields 3..; start time is field 22 */
-	for (int field = 2; field < 21 && p != NULL; field++)
+	for (int field = 2; field < 22 && p != NULL; field++)
 		p = strchr(p + 1, ' ');
 	if (p == NULL || sscanf(p + 1, "%llu", &start) != 1)
 		return 0;

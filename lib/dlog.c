@@ -61,7 +61,7 @@ void dlog_hdr_encode(const struct dlog_hdr *h, uint8_t out[DLOG_HDR_SIZE])
 	put64(out + 16, h->session_id);
 	put64(out + 24, h->salt);
 	put32(out + 32, (uint32_t)h->pid);
-	put32(out + 36, h->flags);
+	put32(out + 36, h->lost_events);
 	put64(out + 40, h->start);
 	put64(out + 48, h->lost_pairs);
 	put64(out + HDR_BODY, XXH3_64bits(out, HDR_BODY));
@@ -78,7 +78,7 @@ int dlog_hdr_decode(const uint8_t *buf, size_t len, struct dlog_hdr *h)
 	h->session_id = get64(buf + 16);
 	h->salt = get64(buf + 24);
 	h->pid = (int32_t)get32(buf + 32);
-	h->flags = get32(buf + 36);
+	h->lost_events = get32(buf + 36);
 	h->start = get64(buf + 40);
 	h->lost_pairs = get64(buf + 48);
 	h->checksum = get64(buf + HDR_BODY);
@@ -228,7 +228,10 @@ static int mark_lost(struct dlog_writer *w, uint32_t pair, int why)
 	uint8_t hdr[DLOG_HDR_SIZE];
 	int rc;
 
+	/* every loss counts, also a second one for a pair already flagged:
+	 * the copier re-copies the flagged pairs once per loss it sees */
 	w->hdr.lost_pairs |= UINT64_C(1) << (pair & 63);
+	w->hdr.lost_events++;
 	dlog_hdr_encode(&w->hdr, hdr);
 	/* the header block is allocated: overwriting it needs no new space */
 	rc = pwrite_all(w->fd, hdr, 512, 0);

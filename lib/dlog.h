@@ -50,7 +50,8 @@ struct dlog_hdr {
 	uint64_t session_id;
 	uint64_t salt;       /* seeds the record checksums */
 	int32_t pid;
-	uint32_t flags;
+	uint32_t lost_events; /* losses of tracking made durable so far (each
+			      one means: re-copy the pairs in lost_pairs) */
 	uint64_t start;      /* writer's process start time (pid reuse) */
 	uint64_t lost_pairs; /* bit p: tracking of pair p was lost (full re-copy) */
 	uint64_t checksum;   /* XXH3-64 of the bytes above */

@@ -29,7 +29,8 @@ kill_resume() {
 			--checkpoint-interval "$KR_INTERVAL" --threads "$KR_THREADS" \
 			--progress-interval 0 2>>"$log"
 		if [ "$kills" -lt "$want_kills" ]; then
-			delay=$(rand_between 100 350)
+			rand_between 100 350
+			delay=$RAND
 			sleep "$(awk -v d="$delay" 'BEGIN { print d / 1000 }')"
 			kill -KILL "$pid" 2>/dev/null
 		fi
@@ -67,6 +68,13 @@ kill_resume() {
 		not_ok "bytes_recopied is 0 after $kills kills mid-copy"
 	[ "$recopied" -le "$bound" ] && ok "bytes_recopied $recopied <= $bound" ||
 		not_ok "bytes_recopied $recopied exceeds kills x (interval data + batch) = $bound"
-	[ "$resumes" -eq "$kills" ] && ok "every restart counted as a resume" ||
-		not_ok "resumes $resumes, want $kills"
+	# a restart killed before it recorded its start is not a resume; a
+	# recorded one says "resuming at" right after its transaction (unless
+	# killed in between)
+	local started
+	started=$(grep -c "resuming at" "$log")
+	[ "$resumes" -ge "$started" ] && [ "$resumes" -le "$kills" ] &&
+		[ "$resumes" -ge $((kills / 2)) ] &&
+		ok "every restart that got going counted as a resume ($resumes of $kills)" ||
+		not_ok "resumes $resumes, want the $started restarts that got going (of $kills)"
 }

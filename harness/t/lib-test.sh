@@ -14,7 +14,8 @@
 #                               be made here
 #   done_testing                plan line; exit status 1 if a check failed
 # Seeds: test_seed prints and returns the seed ($VOLMIG_TEST_SEED or random)
-# and seeds $RANDOM with it, so a failing run can be repeated.
+# and seeds $RANDOM with it, so a failing run can be repeated; draw with
+# rand_between LO HI (into $RAND) or sleep_rand_ms LO HI, never in $(...).
 set -u
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 : "${VOLMIG_BUILD:=$TOP/build/default}"
@@ -84,10 +85,18 @@ test_seed() {
 	TEST_SEED=$seed
 }
 
-# Random integer in [lo, hi] from the seeded $RANDOM.
+# Random integer in [lo, hi] from the seeded $RANDOM, into $RAND.  Not in
+# a command substitution: bash reseeds $RANDOM in subshells, which would
+# make the run impossible to repeat from its seed.
 rand_between() {
 	local lo=$1 hi=$2
-	echo $((lo + (RANDOM * 32768 + RANDOM) % (hi - lo + 1)))
+	RAND=$((lo + (RANDOM * 32768 + RANDOM) % (hi - lo + 1)))
+}
+
+# Sleep a random number of milliseconds in [lo, hi] (seeded).
+sleep_rand_ms() {
+	rand_between "$1" "$2"
+	sleep "$(awk -v d="$RAND" 'BEGIN { printf "%.3f", d / 1000 }')"
 }
 
 spawn() {

@@ -36,7 +36,8 @@ _on_sync_with_kills() {
 		spawn pid $VOLMIG sync -s "$ON_ST" --rate "${ON_RATE_MIB}M" \
 			--checkpoint-interval "$ON_INTERVAL" --progress-interval 0 2>>"$SCRATCH/sync.log"
 		if [ "$SYNC_KILLS" -lt "$want" ]; then
-			delay=$(rand_between 100 400)
+			rand_between 100 400
+			delay=$RAND
 			sleep "$(awk -v d="$delay" 'BEGIN { print d / 1000 }')"
 			kill -KILL "$pid" 2>/dev/null
 		fi

@@ -46,7 +46,7 @@ kill_copier() {
 	ckills=$((ckills + 1))
 	start_copier
 }
-pause_ms() { sleep "$(awk -v d="$(rand_between "$1" "$2")" 'BEGIN { print d / 1000 }')"; }
+pause_ms() { sleep_rand_ms "$1" "$2"; }
 state_is() { [ "$(status_field "$st" state)" = "$1" ]; }
 wait_state() { # state seconds
 	local i

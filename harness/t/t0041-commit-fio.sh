@@ -41,7 +41,7 @@ fio_job "$src" "$rate" >"$job"
 ok_if "setup" $VOLMIG setup -s "$st" --source "$src" --target "$tgt" --region-size 64k
 spawn fpid $VOLMIG exec -s "$st" -- fio --output="$SCRATCH/fio.out" "$job"
 spawn cpid $VOLMIG sync -s "$st" --rate 16M --checkpoint-interval 0.25 --progress-interval 0
-sleep "$(awk -v d="$(rand_between 200 800)" 'BEGIN { print d / 1000 }')"
+sleep_rand_ms 200 800
 kill -KILL "$cpid"
 wait "$cpid" 2>/dev/null
 spawn cpid $VOLMIG sync -s "$st" --follow --checkpoint-interval 0.25 --progress-interval 0

@@ -935,6 +935,36 @@ static void scratch_remove(void)
 	rmdir(scratch);
 }
 
+/* ctl_proc_start against field 22 of /proc/self/stat read another way, and
+ * 0 for a process that is gone. */
+static void test_proc_start(void)
+{
+	char buf[1024], *p;
+	unsigned long long want = 0;
+	FILE *f = fopen("/proc/self/stat", "r");
+	pid_t child;
+	int field = 0;
+
+	if (f == NULL || fgets(buf, sizeof(buf), f) == NULL) {
+		ok(0, "read /proc/self/stat");
+		if (f != NULL)
+			fclose(f);
+		return;
+	}
+	fclose(f);
+	p = strrchr(buf, ')') + 2; /* field 3 */
+	for (field = 3; field < 22; field++)
+		p = strchr(p, ' ') + 1;
+	want = strtoull(p, NULL, 10);
+	ok(want != 0 && ctl_proc_start(getpid()) == want,
+	   "ctl_proc_start(self) is the start time, field 22 (%llu)", want);
+	child = fork();
+	if (child == 0)
+		_exit(0);
+	waitpid(child, NULL, 0);
+	ok(ctl_proc_start(child) == 0, "ctl_proc_start of a reaped process is 0");
+}
+
 int main(void)
 {
 	const char *env = getenv("VOLMIG_TEST_SEED");
@@ -953,6 +983,7 @@ int main(void)
 	test_stress();
 	test_procs();
 	test_path();
+	test_proc_start();
 	scratch_remove();
 	return tap_done();
 }

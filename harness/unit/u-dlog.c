@@ -210,7 +210,7 @@ static void test_hdr(void)
 	struct dlog_hdr h = { .session_id = UINT64_C(0x0123456789abcdef),
 			      .salt = UINT64_C(0xfedcba9876543210),
 			      .pid = 4242,
-			      .flags = 0x5,
+			      .lost_events = 0x5,
 			      .start = UINT64_C(0x1122334455667788),
 			      .lost_pairs = UINT64_C(0x8000000000000001) };
 	uint8_t b[DLOG_HDR_SIZE], m[DLOG_HDR_SIZE];
@@ -225,7 +225,7 @@ static void test_hdr(void)
 		   le32(b + 12) == DLOG_HDR_SIZE,
 	   "header encode: magic \"VMGDLOG1\", version and hdr_size little-endian at 0, 8, 12");
 	ok(le64(b + 16) == h.session_id && le64(b + 24) == h.salt && le32(b + 32) == 4242 &&
-		   le32(b + 36) == h.flags && le64(b + 40) == h.start && le64(b + 48) == h.lost_pairs,
+		   le32(b + 36) == h.lost_events && le64(b + 40) == h.start && le64(b + 48) == h.lost_pairs,
 	   "header encode: fields little-endian in struct order from offset 16");
 	ok(le64(b + HDR_BODY) == XXH3_64bits(b, HDR_BODY),
 	   "header checksum is XXH3-64 of the 56 bytes before it");
@@ -235,17 +235,17 @@ static void test_hdr(void)
 	rc = hdr_decode_exact(b, sizeof(b), &d);
 	ok(rc == 0 && d.magic == DLOG_MAGIC && d.version == DLOG_VERSION &&
 		   d.hdr_size == DLOG_HDR_SIZE && d.session_id == h.session_id && d.salt == h.salt &&
-		   d.pid == h.pid && d.flags == h.flags && d.start == h.start &&
+		   d.pid == h.pid && d.lost_events == h.lost_events && d.start == h.start &&
 		   d.lost_pairs == h.lost_pairs && d.checksum == le64(b + HDR_BODY),
 	   "header round trip: every field (rc %d)", rc);
 
 	h = (struct dlog_hdr){ .session_id = UINT64_MAX, .salt = 0, .pid = INT32_MAX,
-			       .flags = UINT32_MAX, .start = UINT64_MAX, .lost_pairs = UINT64_MAX };
+			       .lost_events = UINT32_MAX, .start = UINT64_MAX, .lost_pairs = UINT64_MAX };
 	dlog_hdr_encode(&h, b);
 	memset(&d, 0, sizeof(d));
 	rc = hdr_decode_exact(b, sizeof(b), &d);
 	ok(rc == 0 && d.session_id == UINT64_MAX && d.salt == 0 && d.pid == INT32_MAX &&
-		   d.flags == UINT32_MAX && d.start == UINT64_MAX && d.lost_pairs == UINT64_MAX,
+		   d.lost_events == UINT32_MAX && d.start == UINT64_MAX && d.lost_pairs == UINT64_MAX,
 	   "header round trip: extreme values (rc %d)", rc);
 
 	/* short buffers: exact-size copies, so an over-read shows under valgrind */
@@ -961,7 +961,7 @@ static void writer_run(const char *dir, bool sync_each, int nthreads, int per_th
 	rc = dlog_hdr_decode(b, DLOG_HDR_SIZE, &h);
 	ok(rc == 0 && h.session_id == UINT64_C(0x5e551011) + sync_each && (uint64_t)h.pid == pid &&
 		   h.start == UINT64_C(123456789) + sync_each && h.salt == w.salt && h.lost_pairs == 0 &&
-		   h.flags == 0,
+		   h.lost_events == 0,
 	   "%s: header decodes with the session_id, pid, start and salt given, no lost pair (rc %d)",
 	   mode, rc);
 
