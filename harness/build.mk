@@ -18,3 +18,15 @@ CHECK_BINS := $(UNIT_BINS) $(HARNESS_PROGS)
 $(B)/harness/writer: $(B)/harness/writer.o $(LIB_A)
 	$(if $(Q),@echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB_A) $(LIB_LIBS) -laio
+
+# The fault-injection preload (harness/faultio.c): a shared library, libc
+# and libdl only, not a program.
+FAULTIO := $(B)/libfaultio.so
+HARNESS_PROGS := $(filter-out $(B)/harness/faultio,$(HARNESS_PROGS))
+CHECK_BINS := $(filter-out $(B)/harness/faultio,$(CHECK_BINS)) $(FAULTIO)
+
+# Like the shim, never sanitized: it is preloaded into programs that are not.
+$(FAULTIO): $(B)/shim/harness/faultio.o
+	$(if $(Q),@echo "  LD      $@")
+	$(Q)$(CC) $(filter-out $(SAN_FLAGS),$(ALL_LDFLAGS)) -shared -Wl,-z,now -Wl,--no-undefined \
+		-o $@ $< -ldl

@@ -23,6 +23,7 @@ PACKAGES=(
 	qemu-utils     # benchmarks: qemu-img convert baseline
 	afl++          # make fuzz: AFL++
 	gnuplot-nox    # make bench: plots
+	spin           # make check-model: the Promela model checker
 )
 
 if [ "${1:-}" = "--list" ]; then
