@@ -711,10 +711,12 @@ static int checkpoint(struct engine *e, bool *changed_out)
 			report_errno("cannot record progress in", e->dir, rc);
 	}
 	if (rc == 0) {
+		pthread_mutex_lock(&e->mu); /* workers read prog.hwm under mu */
 		for (uint32_t i = 0; i < e->npairs; i++) {
 			e->pairs[i].prog = c.prog[i];
 			e->pairs[i].prog_dirty = false;
 		}
+		pthread_mutex_unlock(&e->mu);
 		e->state_seen = c.state_seen;
 		ingest_done(&e->in);
 		if (c.state_seen == SESS_ABORTED)

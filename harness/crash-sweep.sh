@@ -67,7 +67,7 @@ online_case() { # point process hits n
 	while :; do
 		runs=$((runs + 1))
 		if [ "$proc" = setup ] && [ "$runs" -le "$n" ] && { [ "$hits" = once ] || [ "$runs" -eq 1 ]; }; then
-			env "$cenv" $VOLMIG setup -s "$st" --source "$src" --target "$tgt" \
+			env "$cenv" $VOLMIG_BIN setup -s "$st" --source "$src" --target "$tgt" \
 				--region-size "$REGION" >>"$log" 2>&1
 		else
 			$VOLMIG setup -s "$st" --source "$src" --target "$tgt" --region-size "$REGION" \
@@ -86,7 +86,7 @@ online_case() { # point process hits n
 	start_writer() { # crash?
 		local e=()
 		[ "$1" = crash ] && e=("$cenv")
-		spawn wpid env "${e[@]}" $VOLMIG exec -s "$st" -- "$W" write --dev "$src" \
+		spawn wpid env "${e[@]}" $VOLMIG_BIN exec -s "$st" -- "$W" write --dev "$src" \
 			--size "$((SIZE_MIB * 1048576))" --procs 3 --threads 2 --engine mix --gen "$wgen" \
 			--ack "$d/ack" --seconds 3 --seed "$((TEST_SEED + wgen))" >>"$log" 2>&1
 	}
@@ -97,7 +97,7 @@ online_case() { # point process hits n
 	while :; do
 		runs=$((runs + 1))
 		if [ "$proc" = sync ] && { { [ "$hits" = once ] && [ "$runs" -le "$n" ]; } || [ "$runs" -eq 1 ]; }; then
-			env "$cenv" $VOLMIG sync -s "$st" --rate "${RATE_MIB}M" --checkpoint-interval "$INTERVAL" \
+			env "$cenv" $VOLMIG_BIN sync -s "$st" --rate "${RATE_MIB}M" --checkpoint-interval "$INTERVAL" \
 				--threads "$THREADS" --progress-interval 0 >>"$log" 2>&1
 		else
 			$VOLMIG sync -s "$st" --rate "${RATE_MIB}M" --checkpoint-interval "$INTERVAL" \
@@ -173,7 +173,7 @@ abort_case() { # point n
 	kill -KILL "$spid" 2>/dev/null
 	wait "$spid" 2>/dev/null
 	for i in $(seq "$n"); do
-		env "VOLMIG_CRASH=$p:1" $VOLMIG abort -s "$st" >>"$log" 2>&1
+		env "VOLMIG_CRASH=$p:1" $VOLMIG_BIN abort -s "$st" >>"$log" 2>&1
 		rc=$?
 		[ "$rc" -eq 137 ] || { not_ok "$p:$n: abort run $i did not crash at the point (exit $rc)"; return; }
 	done
@@ -211,7 +211,7 @@ cutover_case() { # point process n
 	sleep 0.5
 	[ "$proc" = commit ] && $VOLMIG switch -s "$st" >>"$log" 2>&1
 	for i in $(seq "$n"); do
-		env "VOLMIG_CRASH=$p:1" $VOLMIG "$proc" -s "$st" >>"$log" 2>&1
+		env "VOLMIG_CRASH=$p:1" $VOLMIG_BIN "$proc" -s "$st" >>"$log" 2>&1
 		rc=$?
 		# crashed past its record: a rerun finds it done and exits 0
 		[ "$rc" -eq 0 ] && [ "$i" -gt 1 ] && break

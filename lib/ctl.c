@@ -692,10 +692,16 @@ unsigned ctl_repair_dead(struct ctl *c)
 				_Atomic uint32_t *w = ctl_region(c, pair, first + k);
 				uint32_t old = atomic_load_explicit(w, memory_order_relaxed);
 
-				/* the dead write may have changed the source: keep it dirty */
+				/* Take the count back and nothing else.  Setting DIRTY
+				 * here would be a lie nothing durable backs (the write may
+				 * have died before its intent was durable), and later
+				 * writers would then log nothing: a lost write at the next
+				 * rebuild (found by the spin model).  A dead write that
+				 * was issued found DIRTY set, or set it after its record
+				 * was durable, and DIRTY cannot clear while it is counted. */
 				while ((old & CTL_INFLIGHT) != 0 &&
 				       !atomic_compare_exchange_weak_explicit(
-					       w, &old, (old - 1) | CTL_DIRTY, memory_order_acq_rel,
+					       w, &old, old - 1, memory_order_acq_rel,
 					       memory_order_relaxed))
 					;
 			}

@@ -20,7 +20,7 @@ set -u
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 : "${VOLMIG_BUILD:=$TOP/build/default}"
 VOLMIG_BIN="$VOLMIG_BUILD/volmig"
-VOLMIG="${TEST_PREFIX:+$TEST_PREFIX }$VOLMIG_BIN"
+
 # In a sanitizer build, test programs (the writer) run with the shim
 # (never sanitized) preloaded ahead of their own sanitizer runtime.
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
@@ -44,6 +44,20 @@ _t_cleanup() {
 	rm -rf "$SCRATCH"
 }
 trap _t_cleanup EXIT
+
+# $VOLMIG runs volmig through $TEST_PREFIX (valgrind, strace) -- except
+# `volmig exec`, whose program must start with the environment exec gives it
+# (valgrind following the exec would drop LD_PRELOAD; t0550 runs programs
+# under the shim under valgrind the right way round).  A script, not a
+# function, so that `env VAR=... $VOLMIG ...` works too.
+VOLMIG="$SCRATCH/.bin/volmig"
+mkdir -p "$SCRATCH/.bin"
+cat >"$VOLMIG" <<EOF_VOLMIG
+#!/bin/sh
+[ "\$1" = exec ] && exec "$VOLMIG_BIN" "\$@"
+exec ${TEST_PREFIX:-} "$VOLMIG_BIN" "\$@"
+EOF_VOLMIG
+chmod +x "$VOLMIG"
 
 ok() {
 	_t_n=$((_t_n + 1))
