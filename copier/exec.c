@@ -28,13 +28,16 @@
 enum { EXIT_CANNOT_RUN = 126, EXIT_NOT_FOUND = 127 };
 
 static const char exec_help[] =
-	"usage: volmig exec -s DIR -- PROGRAM [ARGS]...\n\n"
+	"usage: volmig exec -s DIR [--allow-shared-mmap] -- PROGRAM [ARGS]...\n\n"
 	"Run PROGRAM with the volmig shim preloaded, so that its writes to the\n"
 	"session's source volumes are tracked (and, once synced, mirrored) while\n"
 	"it runs.  Children and programs it executes stay under the shim.  The\n"
 	"session may be set up before or after the program starts.\n\n"
-	"  -s, --state DIR   state directory (default $VOLMIG_STATE)\n"
-	"  -h, --help        show this help\n\n"
+	"  -s, --state DIR        state directory (default $VOLMIG_STATE)\n"
+	"      --allow-shared-mmap  allow writable shared mappings of a source (else\n"
+	"                         refused with EACCES): the mapped regions stay\n"
+	"                         dirty while mapped, and a commit waits for them\n"
+	"  -h, --help             show this help\n\n"
 	"Environment: VOLMIG_SHIM names the shim library to use; VOLMIG_WAIT_MS\n"
 	"bounds how long a write waits for a region under copy (default 100).\n\n"
 	"A statically linked PROGRAM is refused: the shim could not see its writes.\n"
@@ -160,10 +163,12 @@ int cmd_exec(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "state", required_argument, NULL, 's' },
+		{ "allow-shared-mmap", no_argument, NULL, 'M' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *dir_arg = NULL, *dir, *pre;
+	bool allow_mmap = false;
 	char path[PATH_MAX], *shim, *adir, *val;
 	struct stat sb;
 	size_t len;
@@ -175,6 +180,9 @@ int cmd_exec(int argc, char **argv)
 		switch (c) {
 		case 's':
 			dir_arg = optarg;
+			break;
+		case 'M':
+			allow_mmap = true;
 			break;
 		case 'h':
 			cli_usage(true, exec_help);
@@ -230,7 +238,8 @@ int cmd_exec(int argc, char **argv)
 		snprintf(val, len, "%s %s", pre, shim);
 	else
 		snprintf(val, len, "%s", shim);
-	if (setenv("LD_PRELOAD", val, 1) < 0 || setenv("VOLMIG_STATE", adir, 1) < 0) {
+	if (setenv("LD_PRELOAD", val, 1) < 0 || setenv("VOLMIG_STATE", adir, 1) < 0 ||
+	    (allow_mmap && setenv("VOLMIG_ALLOW_SHARED_MMAP", "1", 1) < 0)) {
 		report_errno("cannot set the environment for", argv[optind], -errno);
 		return EXIT_FAIL;
 	}

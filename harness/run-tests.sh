@@ -5,7 +5,7 @@
 #   harness/run-tests.sh BUILD_DIR
 #
 # Environment: T=PATTERN runs only tests whose name matches the shell
-# pattern; TEST_PREFIX wraps every test binary (valgrind, strace);
+# pattern (several: PAT1|PAT2); TEST_PREFIX wraps every test binary (valgrind, strace);
 # VOLMIG_TEST_QUICK=1 runs the quick subset of the scenarios.
 # Each test's output is kept in BUILD_DIR/test-logs/NAME.log.
 set -u
@@ -24,8 +24,13 @@ run_one() { # name, command...
 	local name=$1 log="$logs/$1.log" rc t0 t1 p f s
 	shift
 	if [ -n "${T:-}" ]; then
-		# shellcheck disable=SC2053
-		[[ $name == $T ]] || return 0
+		local pat hit=
+		IFS='|' read -r -a pats <<<"$T"
+		for pat in "${pats[@]}"; do
+			# shellcheck disable=SC2053
+			[[ $name == $pat ]] && hit=1
+		done
+		[ -n "$hit" ] || return 0
 	fi
 	t0=$(date +%s.%N)
 	"$@" >"$log" 2>&1 </dev/null

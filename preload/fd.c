@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
+#include <pthread.h>
 #include <spawn.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -230,38 +231,149 @@ FILE *freopen(const char *path, const char *mode, FILE *stream)
 	return writable_mode(mode) ? refuse_stream(f, path) : f;
 }
 
-/* I8: a writable shared mapping of a source writes it behind our back. */
-static bool refuse_map(int prot, int flags, int fd)
+
+/*
+ * I8: a writable shared mapping of a source writes it behind our back.  It
+ * is refused with EACCES -- unless VOLMIG_ALLOW_SHARED_MMAP=1 (volmig exec
+ * --allow-shared-mmap): then the mapped regions are counted in flight (and
+ * logged dirty) from mmap to munmap, so the copier cannot count them clean
+ * while mapped and a commit waits for the mapping to go.  In the committed
+ * state the mapping is made of the target instead.
+ */
+#define MAPS 64
+
+static struct {
+	void *addr;
+	size_t len;
+	struct shim_track t;
+} maps[MAPS];
+static pthread_mutex_t maps_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static bool shared_writable(int prot, int flags, int fd)
+{
+	return fd >= 0 && (prot & PROT_WRITE) && (flags & MAP_SHARED);
+}
+
+static bool mmap_allowed(void)
+{
+	const char *v = getenv("VOLMIG_ALLOW_SHARED_MMAP");
+
+	return v != NULL && strcmp(v, "1") == 0;
+}
+
+/* A shared writable mapping of the source of pair: refuse, redirect or
+ * track.  Returns the mapping (or MAP_FAILED with errno). */
+static void *map_source(int pair, void *addr, size_t len, int prot, int flags, int fd, off_t off,
+			void *(*real)(void *, size_t, int, int, int, off_t))
 {
 	char path[256];
-	int pair;
+	struct shim_track t;
+	void *p;
+	int rc;
 
-	if (fd < 0 || !(prot & PROT_WRITE) || !(flags & MAP_SHARED))
-		return false;
-	pair = shim_source_pair(fd);
-	if (pair < 0)
-		return false;
-	shim_busy++;
-	shim_warn("refusing a writable shared mapping of %s: it is being migrated and writes "
-		  "through a mapping cannot be tracked (EACCES)",
-		  shim_source_path(pair, path, sizeof(path)));
-	shim_busy--;
-	errno = EACCES;
-	return true;
+	if (shim_write_route() == SHIM_TARGET) {
+		int tfd = shim_target_fd(pair, fd);
+
+		if (tfd < 0) {
+			errno = -tfd;
+			return MAP_FAILED;
+		}
+		return real(addr, len, prot, flags, tfd, off);
+	}
+	if (!mmap_allowed()) {
+		shim_busy++;
+		shim_warn("refusing a writable shared mapping of %s: it is being migrated and writes "
+			  "through a mapping cannot be tracked (EACCES; volmig exec --allow-shared-mmap "
+			  "keeps the mapped regions dirty instead)",
+			  shim_source_path(pair, path, sizeof(path)));
+		shim_busy--;
+		errno = EACCES;
+		return MAP_FAILED;
+	}
+	rc = shim_track_begin(fd, (uint64_t)off, len, &t);
+	if (rc < 0) {
+		errno = -rc;
+		return MAP_FAILED;
+	}
+	p = real(addr, len, prot, flags, fd, off);
+	if (p == MAP_FAILED || !t.active) {
+		if (t.active)
+			shim_track_end(&t);
+		return p;
+	}
+	pthread_mutex_lock(&maps_mu);
+	for (int i = 0; i < MAPS; i++) {
+		if (maps[i].addr == NULL) {
+			maps[i].addr = p;
+			maps[i].len = len;
+			maps[i].t = t;
+			t.active = false;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&maps_mu);
+	if (t.active) {
+		/* no room to remember it: its regions stay in flight until exit */
+		shim_busy++;
+		shim_warn("more than %d shared writable mappings of sources: the regions of the "
+			  "newest stay dirty until the program exits", MAPS);
+		shim_busy--;
+	}
+	return p;
 }
 
 void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
-	if (!shim_busy && refuse_map(prot, flags, fd))
-		return MAP_FAILED;
-	return REAL(mmap)(addr, len, prot, flags, fd, off);
+	int pair;
+
+	if (shim_busy || !shared_writable(prot, flags, fd) || (pair = shim_source_pair(fd)) < 0)
+		return REAL(mmap)(addr, len, prot, flags, fd, off);
+	return map_source(pair, addr, len, prot, flags, fd, off, REAL(mmap));
 }
 
 void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
-	if (!shim_busy && refuse_map(prot, flags, fd))
-		return MAP_FAILED;
-	return REAL(mmap64)(addr, len, prot, flags, fd, off);
+	int pair;
+
+	if (shim_busy || !shared_writable(prot, flags, fd) || (pair = shim_source_pair(fd)) < 0)
+		return REAL(mmap64)(addr, len, prot, flags, fd, off);
+	return map_source(pair, addr, len, prot, flags, fd, off, REAL(mmap64));
+}
+
+/* The end of a tracked mapping (only when it is unmapped whole: a part
+ * still mapped may still be written). */
+int munmap(void *addr, size_t len)
+{
+	int r = REAL(munmap)(addr, len);
+
+	if (r == 0 && !shim_busy) {
+		struct shim_track done[MAPS];
+		int n = 0;
+
+		pthread_mutex_lock(&maps_mu);
+		for (int i = 0; i < MAPS; i++) {
+			char *a = maps[i].addr;
+
+			if (a != NULL && a >= (char *)addr && a + maps[i].len <= (char *)addr + len) {
+				done[n++] = maps[i].t;
+				maps[i].addr = NULL;
+			}
+		}
+		pthread_mutex_unlock(&maps_mu);
+		for (int i = 0; i < n; i++)
+			shim_track_end(&done[i]);
+	}
+	return r;
+}
+
+/* A forked child has the mappings too: it counts them itself (the parent's
+ * count ends when the parent unmaps). */
+void shim_maps_after_fork(void)
+{
+	pthread_mutex_init(&maps_mu, NULL);
+	for (int i = 0; i < MAPS; i++)
+		if (maps[i].addr != NULL && shim_track_again(&maps[i].t) < 0)
+			maps[i].addr = NULL; /* no journal room: its regions stay dirty */
 }
 
 /* vfork's child shares our memory: run fork so the shim's state stays the
@@ -453,9 +565,12 @@ long syscall(long nr, ...)
 		shim_fd_forget((int)a[0]);
 		break;
 	case SYS_mmap:
-		if (refuse_map((int)a[2], (int)a[3], (int)a[4]))
-			return (long)MAP_FAILED;
+		if (shared_writable((int)a[2], (int)a[3], (int)a[4]))
+			return (long)mmap((void *)a[0], (size_t)a[1], (int)a[2], (int)a[3], (int)a[4],
+					  (off_t)a[5]);
 		break;
+	case SYS_munmap:
+		return munmap((void *)a[0], (size_t)a[1]);
 	}
 	return REAL(syscall)(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
 }

@@ -514,6 +514,19 @@ void shim_track_end(struct shim_track *t)
 	t->active = false;
 }
 
+int shim_track_again(struct shim_track *t)
+{
+	uint64_t lo, hi;
+
+	if (!t->active || t->hold >= 0 || !atomic_load_explicit(&S.attached, memory_order_acquire))
+		return -EINVAL;
+	/* the parent holds the regions dirty: nothing to log */
+	ctl_wbegin(&S.ctl, S.proc, t->pair, t->first, t->n, S.wait_us, &t->entry, &lo, &hi);
+	if (lo <= hi)
+		ctl_mark_dirty_range(&S.ctl, t->pair, lo, hi);
+	return 0;
+}
+
 void shim_after_fork_child(void)
 {
 	pthread_mutex_init(&S.mu, NULL);
@@ -527,6 +540,7 @@ void shim_after_fork_child(void)
 	if (atomic_load_explicit(&S.attached, memory_order_relaxed))
 		S.proc = ctl_proc_attach(&S.ctl, getpid(), S.start);
 	shim_aio_reset();
+	shim_maps_after_fork();
 }
 
 /* Does env hold NAME=...?  Returns the entry or NULL. */

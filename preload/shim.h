@@ -60,6 +60,13 @@ int shim_track_begin(int fd, uint64_t off, uint64_t len, struct shim_track *t);
 /* After the write completed (or failed). */
 void shim_track_end(struct shim_track *t);
 
+/* In a forked child: count the regions of t (a mapping the parent tracks)
+ * for this process too.  0 or -errno. */
+int shim_track_again(struct shim_track *t);
+
+/* fd.c: the child's share of tracked shared mappings after fork. */
+void shim_maps_after_fork(void);
+
 /* Is fd a source?  Returns the pair index, or -1. */
 int shim_source_pair(int fd);
 

@@ -63,6 +63,32 @@ cp "$tgt" "$SCRATCH/other.img"
 $VOLMIG exec -s "$st" -- python3 -c "$mm" "$SCRATCH/other.img" 2>/dev/null
 ok_if "writable shared mapping of another file is allowed" test $? -eq 0
 
+# --allow-shared-mmap: the mapping is made, its regions stay dirty while
+# mapped (the copier cannot count them clean), and are copied once unmapped
+mapw='import mmap, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+m = mmap.mmap(fd, 65536, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE, offset=9 * 65536)
+m[0:4096] = os.urandom(4096)
+sys.stdout.write("mapped\n"); sys.stdout.flush()
+sys.stdin.readline()
+m.close()'
+mkfifo "$SCRATCH/mapctl"
+$VOLMIG exec -s "$st" --allow-shared-mmap -- python3 -c "$mapw" "$src" <"$SCRATCH/mapctl" >"$SCRATCH/map.out" 2>&1 &
+mpid=$!
+_t_pids+=("$mpid")
+exec 7>"$SCRATCH/mapctl"
+for _ in $(seq 100); do grep -q mapped "$SCRATCH/map.out" 2>/dev/null && break; sleep 0.05; done
+ok_if "with --allow-shared-mmap a writable shared mapping of the source is made" grep -q mapped "$SCRATCH/map.out"
+$VOLMIG sync -s "$st" --progress-interval 0 2>/dev/null
+dirty=$($VOLMIG_BIN status -s "$st" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["pairs"][0]["dirty_regions"])')
+[ "$dirty" -ge 1 ] && ok "while mapped, the mapped region stays dirty ($dirty dirty)" ||
+	not_ok "the mapped region was counted clean while mapped"
+echo >&7
+exec 7>&-
+wait "$mpid"
+$VOLMIG sync -s "$st" --progress-interval 0 2>/dev/null
+ok_if "once unmapped it is copied: target equals source" cmp -s "$src" "$tgt"
+
 # a corrupted control block: writes to files fail (never go untracked), the
 # source is unchanged, and the next copier rebuilds the block
 before=$(sha "$src")
