@@ -86,7 +86,7 @@ def main(out):
     copy = runs("copy")
     if copy:
         t = Table("1. Copy throughput (median of alternated runs, cold cache, durable at the end)",
-                  ["case", "tool", "runs", "median s", "MiB/s", "vs volmig", "ratio", "target", "met"],
+                  ["case", "tool", "runs", "median s", "min-max s", "MiB/s", "ratio", "target", "met"],
                   "ratio = baseline time / volmig time (volmig's speed relative to the baseline);\n"
                   "volmig's time includes setup; qemu-img's includes a trailing fdatasync (sync -d).\n"
                   "sparse: MiB/s of data; the rest of the file is holes.")
@@ -100,7 +100,9 @@ def main(out):
             vm = median([r["seconds"] for r in by_tool["volmig"]])
             nbytes = by_tool["volmig"][0].get("data_bytes", by_tool["volmig"][0]["bytes"])
             checks = sorted({r["check"] for rs in by_tool.values() for r in rs} - {"skipped", "ok"})
-            t.add(case, "volmig", len(by_tool["volmig"]), fmt(vm, 2), fmt(nbytes / MIB / vm, 0), "", "", "", "")
+            rng = lambda rs: f"{min(r['seconds'] for r in rs):.2f}-{max(r['seconds'] for r in rs):.2f}"
+            t.add(case, "volmig", len(by_tool["volmig"]), fmt(vm, 2), rng(by_tool["volmig"]),
+                  fmt(nbytes / MIB / vm, 0), "", "", "")
             for tool, target in [("dd", 0.95), ("qemu-img", 1.0)]:
                 if tool not in by_tool:
                     continue
@@ -112,7 +114,7 @@ def main(out):
                         volmig_mib_s=round(nbytes / MIB / vm, 1), baseline_mib_s=round(nbytes / MIB / bm, 1),
                         ratio=round(ratio, 3), target=target, met=met, runs=len(by_tool[tool]),
                         checks_failed=checks)
-                t.add(case, tool, len(by_tool[tool]), fmt(bm, 2), fmt(nbytes / MIB / bm, 0), "", fmt(ratio, 3),
+                t.add(case, tool, len(by_tool[tool]), fmt(bm, 2), rng(by_tool[tool]), fmt(nbytes / MIB / bm, 0), fmt(ratio, 3),
                       f">= {target:.2f}", met_str(met))
             if checks:
                 t.add(case, "CHECK", "", "", "", "", "", "", ",".join(checks))
@@ -120,12 +122,13 @@ def main(out):
 
     th = runs("threads")
     if th:
-        t = Table("1b. volmig sync --threads (dense, buffered; default 4)", ["threads", "runs", "median s", "MiB/s"])
+        t = Table("1b. volmig sync --threads (dense, buffered; default 4)", ["threads", "runs", "median s", "min-max s", "MiB/s"])
         for k in sorted({r["threads"] for r in th}):
             rs = [r for r in th if r["threads"] == k]
             m = median([r["seconds"] for r in rs])
             summary(bench="threads", threads=k, median_s=round(m, 4), mib_s=round(rs[0]["bytes"] / MIB / m, 1))
-            t.add(k, len(rs), fmt(m, 2), fmt(rs[0]["bytes"] / MIB / m, 0))
+            t.add(k, len(rs), fmt(m, 2), f"{min(r['seconds'] for r in rs):.2f}-{max(r['seconds'] for r in rs):.2f}",
+                  fmt(rs[0]["bytes"] / MIB / m, 0))
         tables.append(t)
 
     # ---- shim ----

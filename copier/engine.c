@@ -382,10 +382,12 @@ static ssize_t copy_region(struct engine *e, uint32_t pi, uint64_t r, void *buf,
 	int rc;
 
 	*clean = false;
+	/* wait for the bandwidth limit before claiming the region, so that
+	 * writes to it are never held back by the limit */
+	rate_wait(e, len);
 	if (ctl_copy_begin(&e->ctl, pi, r, COPY_WAIT_US) == -EBUSY)
 		return 0; /* writes did not drain: stays dirty, retried later */
 	{
-		rate_wait(e, len);
 		n = io_pread_full(aligned ? p->src_fd : p->src_buf_fd, buf, (size_t)len, off);
 		if (n < 0) {
 			log_err("source %s: read of %llu bytes at offset %llu failed: %s",
@@ -411,6 +413,13 @@ static ssize_t copy_region(struct engine *e, uint32_t pi, uint64_t r, void *buf,
 	} else {
 		rc = io_pwrite_full(aligned ? p->tgt_fd : p->tgt_buf_fd, buf, (size_t)len, off);
 		n = (ssize_t)len;
+		/* Start writeback now (no wait): the page cache then never holds
+		 * much more than a checkpoint interval's data, and the flush at
+		 * the checkpoint stays short, so a kill loses about one interval
+		 * of copying (I6) even at page-cache speed. */
+		if (rc == 0 && !(e->o->direct && aligned))
+			(void)sync_file_range(p->tgt_buf_fd, (off64_t)off, (off64_t)len,
+					      SYNC_FILE_RANGE_WRITE);
 		if (rc == 0)
 			CRASH_POINT("copier.target-write.after");
 	}
