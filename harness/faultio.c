@@ -13,6 +13,8 @@
  *                   alloc  fallocate(64), posix_fallocate(64), ftruncate(64)
  *                   any    all of them (default)
  *                   io_submit counts each iocb as a read, write or sync.
+ *   call=NAME       only that function (fdatasync, pwrite64, io_submit...;
+ *                   the glibc name the program calls; default: any)
  *   err=WHAT        EIO (default), ENOSPC, EDQUOT, EINTR, EAGAIN: fail with
  *                   that errno and do nothing; short: do the first half of
  *                   the transfer for real (at least 1 byte) and return its
@@ -87,6 +89,7 @@ enum op_class { OP_READ = 1 << 0, OP_WRITE = 1 << 1, OP_SYNC = 1 << 2, OP_ALLOC 
 
 struct rule {
 	char path[MAX_SUBSTR]; /* "" matches every fd */
+	char call[32];         /* "" matches every wrapper */
 	unsigned ops;
 	int err;               /* errno, or 0 for a short transfer */
 	uint64_t after, count, seed;
@@ -236,6 +239,10 @@ static void rule_set(struct rule *r, char *kv)
 		if (strlen(v) >= sizeof(r->path))
 			die("faultio: VOLMIG_FAULT: path '%s' is too long", v);
 		strcpy(r->path, v);
+	} else if (strcmp(kv, "call") == 0) {
+		if (strlen(v) >= sizeof(r->call))
+			die("faultio: VOLMIG_FAULT: call=%s: no such function here", v);
+		strcpy(r->call, v);
 	} else if (strcmp(kv, "op") == 0) {
 		if (strcmp(v, "read") == 0)
 			r->ops = OP_READ;
@@ -375,11 +382,11 @@ static bool fd_path(int fd, char *buf, size_t len)
 }
 
 /*
- * Should this call (class op on fd, transferring len bytes) fail?  Returns
- * the rule that fires, or NULL.  path (PATH_MAX) receives the fd's path for
+ * Should this call (the wrapper `call`, of class op on fd, transferring len
+ * bytes) fail?  Returns the rule that fires, or NULL.  path (PATH_MAX) receives the fd's path for
  * the log.  Caller holds the guard.
  */
-static struct rule *decide(int fd, unsigned op, uint64_t len, char *path)
+static struct rule *decide(int fd, unsigned op, uint64_t len, const char *call, char *path)
 {
 	bool have_path = false, looked = false;
 
@@ -391,6 +398,8 @@ static struct rule *decide(int fd, unsigned op, uint64_t len, char *path)
 		uint64_t n, f;
 
 		if (!(r->ops & op))
+			continue;
+		if (r->call[0] != '\0' && strcmp(r->call, call) != 0)
 			continue;
 		if (r->err == 0 && (len < 2 || op == OP_SYNC || op == OP_ALLOC))
 			continue; /* nothing to shorten */
@@ -505,7 +514,7 @@ static uint64_t iov_len(const struct iovec *iov, int cnt)
 		if (busy)                                                                  \
 			return call_full;                                                  \
 		ENTER();                                                                   \
-		r_ = decide((fd), (op), (len), path_);                                     \
+		r_ = decide((fd), (op), (len), (name), path_);                             \
 		if (r_ == NULL) {                                                          \
 			LEAVE();                                                           \
 			return call_full;                                                  \
@@ -557,19 +566,19 @@ ssize_t pwrite64(int fd, const void *buf, size_t n, off64_t off)
 
 ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
 {
-	XFER(OP_READ, "read", fd, n, OFF_CUR, REAL(__read_chk)(fd, buf, n, buflen),
+	XFER(OP_READ, "__read_chk", fd, n, OFF_CUR, REAL(__read_chk)(fd, buf, n, buflen),
 	     REAL(__read_chk)(fd, buf, half(n), buflen));
 }
 
 ssize_t __pread_chk(int fd, void *buf, size_t n, off_t off, size_t buflen)
 {
-	XFER(OP_READ, "pread", fd, n, (long long)off, REAL(__pread_chk)(fd, buf, n, off, buflen),
+	XFER(OP_READ, "__pread_chk", fd, n, (long long)off, REAL(__pread_chk)(fd, buf, n, off, buflen),
 	     REAL(__pread_chk)(fd, buf, half(n), off, buflen));
 }
 
 ssize_t __pread64_chk(int fd, void *buf, size_t n, off64_t off, size_t buflen)
 {
-	XFER(OP_READ, "pread64", fd, n, (long long)off,
+	XFER(OP_READ, "__pread64_chk", fd, n, (long long)off,
 	     REAL(__pread64_chk)(fd, buf, n, off, buflen),
 	     REAL(__pread64_chk)(fd, buf, half(n), off, buflen));
 }
@@ -584,7 +593,7 @@ ssize_t __pread64_chk(int fd, void *buf, size_t n, off64_t off, size_t buflen)
 			return call_full;                                                  \
 		ENTER();                                                                   \
 		len_ = iov_len((iov), (cnt));                                              \
-		r_ = decide((fd), (op), len_, path_);                                      \
+		r_ = decide((fd), (op), len_, (name), path_);                              \
 		if (r_ == NULL) {                                                          \
 			LEAVE();                                                           \
 			return call_full;                                                  \
@@ -670,7 +679,7 @@ ssize_t pwritev64v2(int fd, const struct iovec *iov, int cnt, off64_t off, int f
 		if (busy)                                                                  \
 			return call;                                                       \
 		ENTER();                                                                   \
-		r_ = decide((fd), (op), 0, path_);                                         \
+		r_ = decide((fd), (op), 0, (name), path_);                                 \
 		if (r_ == NULL) {                                                          \
 			LEAVE();                                                           \
 			return call;                                                       \
@@ -724,7 +733,7 @@ int fallocate64(int fd, int mode, off64_t off, off64_t len)
 		if (busy)                                                                  \
 			return call;                                                       \
 		ENTER();                                                                   \
-		r_ = decide((fd), OP_ALLOC, 0, path_);                                     \
+		r_ = decide((fd), OP_ALLOC, 0, (name), path_);                             \
 		if (r_ != NULL)                                                            \
 			note(r_, OP_ALLOC, (name), path_, (fd), (off), 0);                       \
 		LEAVE();                                                                   \
@@ -855,7 +864,8 @@ int io_submit(aio_context_t ctx, long nr, struct iocb **ios)
 		if (op == 0)
 			continue;
 		/* a short rule shortens the batch: it needs two iocbs or more */
-		r = decide((int)ios[i]->aio_fildes, op, nr >= 2 && op != OP_SYNC ? 2 : 0, path);
+		r = decide((int)ios[i]->aio_fildes, op, nr >= 2 && op != OP_SYNC ? 2 : 0, "io_submit",
+			   path);
 		if (r == NULL)
 			continue;
 		if (r->err == 0) {

@@ -18,9 +18,8 @@
 # own dirty-log I/O goes through faultio too; every acknowledged write of
 # the harness writer must then be on the target (writer verify).
 #
-# Checks of known volmig bugs run only with VOLMIG_TEST_KNOWN_BUGS=1 (they
-# fail); otherwise they are reported as skipped.  Files only: faults are
-# injected above the device, so a loop device would add nothing.
+# Files only: faults are injected above the device, so a loop device would
+# add nothing.
 #
 # $VOLMIG is left unquoted on purpose (it may carry $TEST_PREFIX):
 # shellcheck disable=SC2086
@@ -36,7 +35,6 @@ fi
 FAULTIO=$(realpath "$FAULTIO")
 # the shim as `volmig exec` names it, so that it is not preloaded twice
 SHIM=$(realpath "$VOLMIG_BUILD/libvolmig.so")
-KNOWN_BUGS=${VOLMIG_TEST_KNOWN_BUGS:-}
 # canonical: the paths faultio matches are the kernel's (/proc/self/fd)
 D=$(cd "$SCRATCH" && pwd -P)
 SIZE_MIB=8
@@ -245,9 +243,16 @@ if fresh tgt-punch; then
 	recover "target fallocate EIO"
 fi
 
+note "target: write-behind (sync_file_range) fails: a hint, the checkpoint's flush decides"
+if fresh tgt-swb; then
+	fault_sync run "path=$TGT,call=sync_file_range,err=EIO"
+	correct_or_clear "target sync_file_range EIO" "target $TGT"
+	recover "target sync_file_range EIO"
+fi
+
 note "target: fdatasync EIO at the first checkpoint"
 if fresh tgt-fsync; then
-	fault_sync run "path=$TGT,op=sync,err=EIO,count=1" --rate 16M
+	fault_sync run "path=$TGT,call=fdatasync,err=EIO,count=1" --rate 16M
 	clear_error "target fdatasync EIO" "target $TGT" "flush failed"
 	# I3: nothing may be recorded clean by a checkpoint whose flush failed,
 	# and no checkpoint before it flushed anything
@@ -336,55 +341,40 @@ fi
 note "state: volmig.db cannot be flushed when the store closes"
 if fresh st-dbsync; then
 	fault_sync run "path=$ST/volmig.db,op=sync,err=EIO"
-	injected "state volmig.db fdatasync EIO" &&
-		case $RC in
-		0 | 1) ok "state volmig.db fdatasync EIO: no crash, no hang (exit $RC)" ;;
-		*) not_ok "state volmig.db fdatasync EIO: exit $RC" ;;
-		esac
-	if [ -n "$KNOWN_BUGS" ]; then
-		# known bug: cmd_sync ignores state_close()'s result, so the failed
-		# flush of the store is neither reported nor in the exit status
-		clear_error "state volmig.db fdatasync EIO (known bug)" "$ST" "Input/output error"
-	else
-		skip_test "known bug: a failed flush of volmig.db when the store closes is ignored (exit 0, no message); VOLMIG_TEST_KNOWN_BUGS=1 runs the check"
-	fi
+	# regression (fixed in edcfc5e): the failed close was ignored, exit 0
+	clear_error "state volmig.db fdatasync EIO" "$ST" "Input/output error"
 	recover "state volmig.db fdatasync EIO"
 fi
 
 note "state: a short write of the copier's pid to STATE/lock"
-if [ -n "$KNOWN_BUGS" ]; then
-	if fresh st-lock; then
-		# known bug: session_lock_take() takes a short pwrite for an error
-		# with errno 0, returns 0 and has closed the fd: the copier runs
-		# without the session lock, and a second copier is let in
-		first='' second=''
-		spawn first env LD_PRELOAD="${LD_PRELOAD:+$LD_PRELOAD }$FAULTIO" \
-			VOLMIG_FAULT="path=$ST/lock,op=write,err=short,count=1" VOLMIG_FAULT_LOG=1 \
-			$VOLMIG sync -s "$ST" --progress-interval 0 --rate 2M 2>"$DIR/first.err"
-		sleep 0.5
-		if ! kill -0 "$first" 2>/dev/null; then
-			# it gave up on the lock: fine, if it said so
-			wait "$first"
-			rc=$?
-			ERR="$DIR/first.err" RC=$rc
-			clear_error "short write to STATE/lock" "$ST"
+# Regression (fixed in edcfc5e): a short write was taken for a failure with
+# errno 0 after the lock fd was closed, so the copier ran unlocked and a
+# second one was let in (the two then hung).
+if fresh st-lock; then
+	first='' second=''
+	spawn first env LD_PRELOAD="${LD_PRELOAD:+$LD_PRELOAD }$FAULTIO" \
+		VOLMIG_FAULT="path=$ST/lock,op=write,err=short,count=1" VOLMIG_FAULT_LOG=1 \
+		$VOLMIG sync -s "$ST" --progress-interval 0 --rate 2M 2>"$DIR/first.err"
+	sleep 0.5
+	if ! kill -0 "$first" 2>/dev/null; then
+		# it gave up on the lock: fine, if it said so
+		wait "$first"
+		RC=$? ERR="$DIR/first.err"
+		clear_error "short write to STATE/lock" "$ST"
+	else
+		spawn second $VOLMIG sync -s "$ST" --progress-interval 0 --rate 2M \
+			2>"$DIR/second.err"
+		wait_limited "$second" 10
+		rc=$?
+		if [ "$rc" -eq 1 ] && grep -q 'another copier' "$DIR/second.err"; then
+			ok "short write to STATE/lock: a second copier is still refused"
 		else
-			spawn second $VOLMIG sync -s "$ST" --progress-interval 0 --rate 2M \
-				2>"$DIR/second.err"
-			wait_limited "$second" 10
-			rc=$?
-			if [ "$rc" -eq 1 ] && grep -q 'another copier' "$DIR/second.err"; then
-				ok "a second copier is refused after a short write to STATE/lock"
-			else
-				not_ok "a short write to STATE/lock let a second copier run (known bug; its exit: $rc)"
-			fi
-			kill -TERM "$first" 2>/dev/null
-			wait_limited "$first" 10
+			not_ok "short write to STATE/lock: a second copier ran beside the first (exit $rc)"
 		fi
-		recover "short write to STATE/lock"
+		kill -TERM "$first" 2>/dev/null
+		wait_limited "$first" 10
 	fi
-else
-	skip_test "known bug: a short write to STATE/lock makes the copier run without the session lock, and two copiers then hang; VOLMIG_TEST_KNOWN_BUGS=1 runs the check"
+	recover "short write to STATE/lock"
 fi
 
 # -------------------------------------------- under the shim (writer runs)
@@ -483,66 +473,70 @@ if fresh dl-enospc1; then
 fi
 
 note "dirty log: tracking of a pair is lost a second time, after the copier handled the first"
-if [ -z "$KNOWN_BUGS" ]; then
-	skip_test "known bug: a second loss of tracking in the same segment is not durable (the lost-pairs bit is already set and handled): after the control block is rebuilt the region is never copied, sync says synced and the target differs; VOLMIG_TEST_KNOWN_BUGS=1 runs the check"
-elif fresh dl-relost; then
-	# known bug: mark_lost() (lib/dlog.c) only sets a bit that is already
-	# set, and ingest (copier/ingest.c) acts on a segment's lost bits once
-	# (lost_seen): the second loss is only in the control block
-	c1="" c2="" app=""
-	cursor() { pair_field cursor_regions; }
-	dirty() { pair_field dirty_regions; }
-	# 1. a copier stopped half-way: the session stays copying (a synced
-	#    one mirrors writes instead of logging them)
-	spawn c1 $VOLMIG sync -s "$ST" --progress-interval 0 --rate 4M --checkpoint-interval 0.1 \
-		2>"$DIR/run1.err"
-	for _ in $(seq 200); do [ "$(cursor)" -ge 16 ] 2>/dev/null && break; sleep 0.05; done
-	kill -KILL "$c1" 2>/dev/null
-	wait "$c1" 2>/dev/null
-	# 2. an application loses tracking of region 5 (its first segment
-	#    record gets ENOSPC), then of region 1 (its second record)
+# Regression (fixed in edcfc5e): the segment header only had a bit per pair,
+# already set and already handled at the second loss, so that loss lived in
+# the control block alone; once the block was rebuilt from durable state the
+# region was never copied and sync said synced over a differing target.
+relost() {
+	local c app cur s _
+	relost_state() { # prints: cursor dirty state
+		$VOLMIG_BIN status -s "$ST" --json 2>/dev/null | python3 -c \
+			'import json,sys; j=json.load(sys.stdin); p=j["pairs"][0]; print(p.get("cursor_regions", 0), p["dirty_regions"], j["state"])'
+	}
+	c='' app=''
+	spawn c $VOLMIG sync -s "$ST" --progress-interval 0 --rate 2M --checkpoint-interval 0.1 \
+		2>"$DIR/run.err"
+	for _ in $(seq 300); do
+		read -r cur _ s < <(relost_state)
+		[ "${cur:-0}" -ge 16 ] && break
+		sleep 0.05
+	done
+	# an application loses tracking of region 5, below the cursor (its
+	# first segment record gets ENOSPC): the copier makes the whole pair
+	# dirty; later it loses tracking of region 100 (its second record),
+	# which the bulk pass has copied after that
 	spawn app $VOLMIG exec -s "$ST" -- env LD_PRELOAD="${LD_PRELOAD:+$LD_PRELOAD }$SHIM $FAULTIO" \
 		VOLMIG_FAULT="path=$ST/log/,op=write,err=ENOSPC,after=1,count=1;path=$ST/log/,op=write,err=ENOSPC,after=2,count=1" \
 		VOLMIG_FAULT_LOG=1 python3 -c '
 import os, sys, time
 fd = os.open(sys.argv[1], os.O_RDWR)
 os.pwrite(fd, b"A" * 4096, 5 * 65536)
-open(sys.argv[2] + ".1", "w").close()
-while not os.path.exists(sys.argv[2] + ".go"):
+while not os.path.exists(sys.argv[2]):
     time.sleep(0.02)
-os.pwrite(fd, b"B" * 4096, 1 * 65536)
-' "$SRC" "$DIR/flag" 2>"$DIR/app.err"
-	for _ in $(seq 200); do [ -f "$DIR/flag.1" ] && break; sleep 0.05; done
-	# 3. a copier handles the first loss (the whole pair is dirty) and
-	#    copies the low regions again, then is killed before the rest
-	spawn c2 $VOLMIG sync -s "$ST" --progress-interval 0 --rate 8M --checkpoint-interval 0.1 \
-		2>"$DIR/run2.err"
-	#    (the dirty pass goes up from region 0: once 8 regions of the
-	#    durable dirty set are gone, region 1 is durably clean)
-	d0=
-	for _ in $(seq 400); do
-		d=$(dirty)
-		[ -z "$d0" ] && [ "$(cursor)" = 128 ] && d0=$d
-		[ -n "$d0" ] && [ "$d" -gt 0 ] && [ "$d" -le $((d0 - 8)) ] && break
+os.pwrite(fd, b"B" * 4096, 100 * 65536)
+' "$SRC" "$DIR/go" 2>"$DIR/app.err"
+	# the copier is killed once region 100 is durably copied, before the
+	# bulk pass ends (the session stays copying: writes are not mirrored)
+	for _ in $(seq 600); do
+		read -r cur _ s < <(relost_state)
+		[ "$s" = copying ] || break
+		[ "$cur" -gt 100 ] && break
 		sleep 0.05
 	done
-	kill -KILL "$c2" 2>/dev/null
-	wait "$c2" 2>/dev/null
-	# 4. the second loss, while no copier runs; the application exits
-	touch "$DIR/flag.go"
+	kill -KILL "$c" 2>/dev/null
+	wait "$c" 2>/dev/null
+	read -r cur _ s < <(relost_state)
+	# the second loss while no copier runs; the application exits, so the
+	# next copier is alone and rebuilds the control block
+	touch "$DIR/go"
 	wait_limited "$app" "$LIMIT"
-	ERR="$DIR/app.err" RC=0
-	if [ "$(grep -c '^faultio: ENOSPC' "$DIR/app.err")" -ne 2 ] || ! grep -q 'lost track' "$DIR/run2.err"; then
-		not_ok "second loss of tracking: the scenario could not be set up (state $(cursor) $(dirty))"
+	[ "$s" = copying ] && [ "$cur" -gt 100 ] && [ "$cur" -lt 128 ] &&
+		[ "$(grep -c '^faultio: ENOSPC' "$DIR/app.err")" -eq 2 ] && grep -q 'lost track' "$DIR/run.err"
+}
+if fresh dl-relost; then
+	if ! relost && fresh dl-relost2 && ! relost; then
+		not_ok "second loss of tracking: the scenario could not be set up twice (the copier was too quick?)"
 		show "$DIR/app.err"
 	else
-		# 5. a copier alone rebuilds the control block from durable state
-		$VOLMIG sync -s "$ST" --progress-interval 0 2>"$DIR/run3.err"
+		$VOLMIG sync -s "$ST" --progress-interval 0 2>"$DIR/final.err"
 		rc=$?
-		if [ "$rc" -eq 0 ] && ! cmp -s "$SRC" "$TGT"; then
-			not_ok "second loss of tracking: SILENT DIFFERENCE: sync exits 0 (synced) but $(cmp "$SRC" "$TGT" 2>&1 | head -1)"
+		if [ "$rc" -ne 0 ]; then
+			not_ok "second loss of tracking: the next sync exits $rc"
+			show "$DIR/final.err"
+		elif ! cmp -s "$SRC" "$TGT"; then
+			not_ok "second loss of tracking: SILENT DIFFERENCE: sync exits 0 but $(cmp "$SRC" "$TGT" 2>&1 | head -1)"
 		else
-			ok "second loss of tracking: sync exits $rc and the target equals the source"
+			ok "second loss of tracking: the region is copied again (sync exits 0, target == source)"
 		fi
 	fi
 fi
@@ -584,7 +578,7 @@ fi
 
 note "source: EIO on an application write"
 if fresh app-eio; then
-	shim_run run "path=$SRC,op=write,err=EIO,after=300,count=1" 2
+	shim_run run "path=$SRC,op=write,err=EIO,after=50,count=1" 2
 	writer_failed "source EIO on an application write" "Input/output error"
 	shim_finish "source EIO on an application write"
 fi
@@ -631,7 +625,7 @@ fi
 
 note "target: fdatasync EIO while the application writes"
 if fresh live-fsync; then
-	live_run run "path=$TGT,op=sync,err=EIO,after=2" 2
+	live_run run "path=$TGT,call=fdatasync,err=EIO,after=2" 2
 	clear_error "target fdatasync EIO during live writes" "target $TGT" "flush failed"
 	shim_finish "target fdatasync EIO during live writes"
 fi
