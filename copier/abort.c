@@ -33,43 +33,6 @@ static const char cleanup_help[] =
 	"  -s, --state DIR   state directory (default $VOLMIG_STATE)\n"
 	"  -h, --help        show this help\n";
 
-/* Parse "-s DIR" and --help only.  Returns the dir, or NULL with *ret set. */
-static const char *parse_dir_only(int argc, char **argv, const char *help, int *ret)
-{
-	static const struct option opts[] = {
-		{ "state", required_argument, NULL, 's' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *dir_arg = NULL, *dir;
-	int c;
-
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "s:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 's':
-			dir_arg = optarg;
-			break;
-		case 'h':
-			cli_usage(true, help);
-			*ret = EXIT_OK;
-			return NULL;
-		default:
-			cli_usage(false, help);
-			*ret = EXIT_USAGE;
-			return NULL;
-		}
-	}
-	dir = cli_state_dir(dir_arg);
-	if (dir == NULL || optind != argc) {
-		log_err(dir == NULL ? "no state directory: give -s DIR or set VOLMIG_STATE"
-				    : "unexpected argument");
-		cli_usage(false, help);
-		*ret = EXIT_USAGE;
-		return NULL;
-	}
-	return dir;
-}
 
 /* Tell attached processes of the new state through the control block. */
 static void ctl_announce(const char *dir, uint32_t state)
@@ -91,7 +54,7 @@ int cmd_abort(int argc, char **argv)
 	struct sess s;
 	int ret = EXIT_FAIL, rc;
 
-	dir = parse_dir_only(argc, argv, abort_help, &ret);
+	dir = cli_parse_dir(argc, argv, abort_help, NULL, NULL, &ret);
 	if (dir == NULL)
 		return ret;
 	if (session_open(dir, &st, &s) < 0)
@@ -163,7 +126,7 @@ int cmd_cleanup(int argc, char **argv)
 	int ret = EXIT_FAIL, rc, holder;
 	bool final;
 
-	dir = parse_dir_only(argc, argv, cleanup_help, &ret);
+	dir = cli_parse_dir(argc, argv, cleanup_help, NULL, NULL, &ret);
 	if (dir == NULL)
 		return ret;
 	rc = session_lock_take(&lock, dir, &holder);

@@ -43,6 +43,15 @@ int cmd_cleanup(int argc, char **argv);
  * NULL. */
 const char *cli_state_dir(const char *arg);
 
+/*
+ * The command line of the commands that take only -s DIR: with source
+ * non-NULL, also --source (sets *source); with arg non-NULL, one positional
+ * argument (into *arg).  Returns the state directory, or NULL with *ret set
+ * (EXIT_OK after --help, EXIT_USAGE after a usage message).
+ */
+const char *cli_parse_dir(int argc, char **argv, const char *help, bool *source,
+			  const char **arg, int *ret);
+
 /* Print "usage: ..." help text to stdout (for --help) or stderr. */
 void cli_usage(bool to_stdout, const char *text);
 

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -275,4 +276,54 @@ int session_set_state(struct state *st, uint32_t new_state)
 	struct set_state_arg a = { .state = new_state };
 
 	return state_txn(st, set_state_txn, &a);
+}
+
+const char *cli_parse_dir(int argc, char **argv, const char *help, bool *source,
+			      const char **arg, int *ret)
+{
+	static const struct option opts[] = {
+		{ "state", required_argument, NULL, 's' },
+		{ "source", no_argument, NULL, 'S' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *dir_arg = NULL, *dir;
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "s:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			dir_arg = optarg;
+			break;
+		case 'S':
+			if (source == NULL) {
+				cli_usage(false, help);
+				*ret = EXIT_USAGE;
+				return NULL;
+			}
+			*source = true;
+			break;
+		case 'h':
+			cli_usage(true, help);
+			*ret = EXIT_OK;
+			return NULL;
+		default:
+			cli_usage(false, help);
+			*ret = EXIT_USAGE;
+			return NULL;
+		}
+	}
+	dir = cli_state_dir(dir_arg);
+	if (arg != NULL && optind < argc)
+		*arg = argv[optind++];
+	if (dir == NULL || optind != argc || (arg != NULL && *arg == NULL)) {
+		log_err(dir == NULL ? "no state directory: give -s DIR or set VOLMIG_STATE"
+		       : optind != argc ? "unexpected argument"
+					: "missing argument");
+		cli_usage(false, help);
+		*ret = EXIT_USAGE;
+		return NULL;
+	}
+	return dir;
 }

@@ -158,57 +158,6 @@ int session_reconcile(const char *dir, struct state *st, const struct sess *s)
 	return 0;
 }
 
-/* Parse -s DIR and, for throttle, one argument. */
-static const char *parse_args(int argc, char **argv, const char *help, bool *source,
-			      const char **arg, int *ret)
-{
-	static const struct option opts[] = {
-		{ "state", required_argument, NULL, 's' },
-		{ "source", no_argument, NULL, 'S' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *dir_arg = NULL, *dir;
-	int c;
-
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "s:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 's':
-			dir_arg = optarg;
-			break;
-		case 'S':
-			if (source == NULL) {
-				cli_usage(false, help);
-				*ret = EXIT_USAGE;
-				return NULL;
-			}
-			*source = true;
-			break;
-		case 'h':
-			cli_usage(true, help);
-			*ret = EXIT_OK;
-			return NULL;
-		default:
-			cli_usage(false, help);
-			*ret = EXIT_USAGE;
-			return NULL;
-		}
-	}
-	dir = cli_state_dir(dir_arg);
-	if (arg != NULL && optind < argc)
-		*arg = argv[optind++];
-	if (dir == NULL || optind != argc || (arg != NULL && *arg == NULL)) {
-		log_err(dir == NULL ? "no state directory: give -s DIR or set VOLMIG_STATE"
-		       : optind != argc ? "unexpected argument"
-					: "missing argument");
-		cli_usage(false, help);
-		*ret = EXIT_USAGE;
-		return NULL;
-	}
-	return dir;
-}
-
 /* ---- switch ----------------------------------------------------------- */
 
 static const char switch_help[] =
@@ -231,7 +180,7 @@ int cmd_switch(int argc, char **argv)
 	uint32_t want;
 	int ret = EXIT_FAIL, rc;
 
-	dir = parse_args(argc, argv, switch_help, &back, NULL, &ret);
+	dir = cli_parse_dir(argc, argv, switch_help, &back, NULL, &ret);
 	if (dir == NULL)
 		return ret;
 	if (session_open(dir, &st, &s) < 0)
@@ -550,7 +499,7 @@ int cmd_commit(int argc, char **argv)
 	struct sess s;
 	int ret = EXIT_FAIL;
 
-	dir = parse_args(argc, argv, commit_help, NULL, NULL, &ret);
+	dir = cli_parse_dir(argc, argv, commit_help, NULL, NULL, &ret);
 	if (dir == NULL)
 		return ret;
 	if (session_open(dir, &st, &s) < 0)
@@ -618,7 +567,7 @@ static int control_cmd(int argc, char **argv, int what)
 	struct sess s;
 	int ret = EXIT_FAIL, rc;
 
-	dir = parse_args(argc, argv, control_help[what], NULL, what == 2 ? &arg : NULL, &ret);
+	dir = cli_parse_dir(argc, argv, control_help[what], NULL, what == 2 ? &arg : NULL, &ret);
 	if (dir == NULL)
 		return ret;
 	if (what == 2 && size_parse(arg, &a.rate) < 0) {
