@@ -59,6 +59,7 @@ static struct {
 /* Per fd: (generation << 8) | class; class 0 unknown, 1 not a source,
  * 2 + p the source of pair p; FD_DIRECT: opened O_DIRECT. */
 #define FD_DIRECT 0x80u
+#define FD_APPEND 0x80000000u /* opened O_APPEND (the generation is 23 bits) */
 static _Atomic uint32_t fd_class[FD_CACHE];
 
 void *shim_real(const char *name)
@@ -238,10 +239,10 @@ static int source_pair(int fd)
 		if (rc < 0)
 			return -2 + rc;
 	}
-	gen = atomic_load_explicit(&S.gen, memory_order_relaxed) & 0xffffff;
+	gen = atomic_load_explicit(&S.gen, memory_order_relaxed) & 0x7fffff;
 	if (fd < FD_CACHE) {
 		v = atomic_load_explicit(&fd_class[fd], memory_order_relaxed);
-		if ((v >> 8) == gen && (v & 0x7f) != 0)
+		if (((v & ~FD_APPEND) >> 8) == gen && (v & 0x7f) != 0)
 			return (int)(v & 0x7f) - 2;
 	}
 	p = classify(fd);
@@ -250,10 +251,25 @@ static int source_pair(int fd)
 
 		atomic_store_explicit(&fd_class[fd],
 				      (gen << 8) | (uint32_t)(p + 2) |
-					      (fl > 0 && (fl & O_DIRECT) ? FD_DIRECT : 0),
+					      (fl > 0 && (fl & O_DIRECT) ? FD_DIRECT : 0) |
+					      (fl > 0 && (fl & O_APPEND) ? FD_APPEND : 0),
 				      memory_order_relaxed);
 	}
 	return p;
+}
+
+bool shim_fd_append(int fd)
+{
+	int fl;
+
+	if (fd >= 0 && fd < FD_CACHE) {
+		uint32_t v = atomic_load_explicit(&fd_class[fd], memory_order_relaxed);
+
+		if ((v & 0x7f) != 0)
+			return (v & FD_APPEND) != 0;
+	}
+	fl = fcntl(fd, F_GETFL);
+	return fl > 0 && (fl & O_APPEND);
 }
 
 /* Was fd opened O_DIRECT (as of its classification)? */

@@ -122,6 +122,9 @@ int shim_mirror(int pair, int srcfd, const struct iovec *iov, int cnt, uint64_t 
 /* "volmig shim[pid]: ..." on stderr; errno preserved. */
 void shim_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* Was fd opened O_APPEND (as of its classification; F_SETFL forgets it)? */
+bool shim_fd_append(int fd);
+
 /* Forget what is known of fd (closed, or replaced by dup2). */
 void shim_fd_forget(int fd);
 

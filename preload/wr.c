@@ -128,7 +128,7 @@ static off_t current_offset(int fd, bool append, int pair)
 	struct stat st;
 	int tfd;
 
-	if (append || (fcntl(fd, F_GETFL) & O_APPEND)) {
+	if (append || shim_fd_append(fd)) {
 		if (pair >= 0 && shim_write_route() == SHIM_TARGET &&
 		    (tfd = shim_target_fd(pair, fd)) >= 0)
 			fd = tfd;
