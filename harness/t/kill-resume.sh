@@ -31,7 +31,7 @@ kill_resume() {
 		if [ "$kills" -lt "$want_kills" ]; then
 			rand_between 100 350
 			delay=$RAND
-			sleep "$(awk -v d="$delay" 'BEGIN { print d / 1000 }')"
+			sleep_ms "$delay"
 			kill -KILL "$pid" 2>/dev/null
 		fi
 		wait "$pid"

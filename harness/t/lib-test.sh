@@ -107,10 +107,20 @@ rand_between() {
 	RAND=$((lo + (RANDOM * 32768 + RANDOM) % (hi - lo + 1)))
 }
 
-# Sleep a random number of milliseconds in [lo, hi] (seeded).
+# Random waits are stretched under $TEST_PREFIX (valgrind starts programs
+# ten times slower), so that "killed mid-copy" still means mid-copy.
+DELAY_SCALE=1
+[ -n "${TEST_PREFIX:-}" ] && DELAY_SCALE=10
+
+# Sleep a random number of milliseconds in [lo, hi] (seeded, scaled).
 sleep_rand_ms() {
 	rand_between "$1" "$2"
-	sleep "$(awk -v d="$RAND" 'BEGIN { printf "%.3f", d / 1000 }')"
+	sleep_ms "$RAND"
+}
+
+# Sleep N milliseconds (scaled).
+sleep_ms() {
+	sleep "$(awk -v d="$1" -v k="$DELAY_SCALE" 'BEGIN { printf "%.3f", d * k / 1000 }')"
 }
 
 spawn() {

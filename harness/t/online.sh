@@ -38,7 +38,7 @@ _on_sync_with_kills() {
 		if [ "$SYNC_KILLS" -lt "$want" ]; then
 			rand_between 100 400
 			delay=$RAND
-			sleep "$(awk -v d="$delay" 'BEGIN { print d / 1000 }')"
+			sleep_ms "$delay"
 			kill -KILL "$pid" 2>/dev/null
 		fi
 		wait "$pid"
