@@ -8,7 +8,7 @@
 #   make fuzz [FUZZ_SECONDS=60] [FUZZ_JOBS=1] [FUZZ_TARGETS="dlog sess"]
 #             [FUZZ_SANITIZE=address,undefined]   (empty: no sanitizer)
 #   make fuzz-seeds       rewrite fuzz/seeds/ with fuzz/gen-seeds.c
-FUZZ_TARGETS ?= dlog sess region size ctl
+FUZZ_TARGETS ?= dlog sess region size ctl iocb
 FUZZ_BINS := $(addprefix $(B)/fuzz/,$(FUZZ_TARGETS))
 FUZZ_GEN := $(B)/fuzz/gen-seeds
 FUZZ_SECONDS ?= 60

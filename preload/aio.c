@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "iocb.h"
 #include "shim.h"
 
 #define AIO_TABLE 65536 /* iocbs to sources in flight per process, at most */
@@ -70,8 +71,6 @@ static int insert(const struct iocb *cb, aio_context_t ctx, const struct shim_tr
 	}
 	return -EAGAIN;
 }
-
-static uint64_t iocb_len(const struct iocb *cb);
 
 /*
  * A tracked write to a source completed with ev->res: in the mirrored and
@@ -164,13 +163,6 @@ static bool is_rw(const struct iocb *cb)
 	       cb->aio_lio_opcode == IOCB_CMD_PREADV;
 }
 
-static uint64_t iocb_len(const struct iocb *cb)
-{
-	if (cb->aio_lio_opcode == IOCB_CMD_PWRITEV || cb->aio_lio_opcode == IOCB_CMD_PREADV)
-		return shim_iov_len((const struct iovec *)(uintptr_t)cb->aio_buf, (int)cb->aio_nbytes);
-	return cb->aio_nbytes;
-}
-
 /*
  * Track the writes among ios[0..nr), submit them with `submit`, untrack the
  * ones the kernel did not take.  Returns what submit returned, or -errno
@@ -185,16 +177,17 @@ static long tracked_submit(aio_context_t ctx, long nr, struct iocb **ios,
 
 	for (i = 0; i < nr; i++) {
 		struct shim_track t = { .hold = -1 };
+		struct iocb_info info;
 		int fd, pair, tfd;
 
-		if (ios[i] == NULL || !is_rw(ios[i]))
+		/* reads and writes the kernel will refuse are left to it */
+		if (ios[i] == NULL || iocb_classify(ios[i], &info) < 0 || info.kind == IOCB_OTHER)
 			continue;
-		fd = (int)ios[i]->aio_fildes;
-		if (!is_write(ios[i])) {
+		fd = info.fd;
+		if (info.kind == IOCB_READ) {
 			/* a read: to the target when the state says so */
 			pair = shim_source_pair(fd);
-			if (pair < 0 ||
-			    !shim_read_from_target(pair, (uint64_t)ios[i]->aio_offset, iocb_len(ios[i])))
+			if (pair < 0 || !shim_read_from_target(pair, info.off, info.len))
 				continue;
 			tfd = shim_target_fd(pair, fd);
 			if (tfd < 0) {
@@ -225,7 +218,7 @@ static long tracked_submit(aio_context_t ctx, long nr, struct iocb **ios,
 		}
 		if (pair >= 0 && shim_write_route() == SHIM_MIRROR)
 			shim_barrier_wait();
-		rc = shim_track_begin(fd, ios[i]->aio_offset, iocb_len(ios[i]), &t);
+		rc = shim_track_begin(fd, info.off, info.len, &t);
 		if (rc == 0 && t.active && (rc = insert(ios[i], ctx, &t, -1)) < 0)
 			shim_track_end(&t);
 		if (rc < 0)
