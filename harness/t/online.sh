@@ -177,7 +177,7 @@ _on_writer_start() {
 
 # Between copier runs: now and then kill the writer (by pid) and restart it.
 _on_writer_between() { # run
-	if [ "$_on_writer_kills" -lt "$ON_WRITER_KILLS" ] && [ $(($1 % 3)) -eq 0 ]; then
+	if [ "$_on_writer_kills" -lt "$ON_WRITER_KILLS" ] && [ $(($1 % 3)) -eq 2 ]; then
 		kill -KILL "$ON_WRITER_PID" 2>/dev/null
 		wait "$ON_WRITER_PID" 2>/dev/null
 		_on_writer_kills=$((_on_writer_kills + 1))
