@@ -15,7 +15,8 @@
 #   I1, I2, I4  target byte-identical to source; every acknowledged write is
 #               on the target (writer verify); volmig verify agrees
 #   I3, I6      the durable cursor never moved back; bytes_recopied within
-#               (crashes) x (one checkpoint interval's data + a batch)
+#               (crashes) x (the data of one checkpoint interval, plus one
+#               more for a flush slower than the one before it, + a batch)
 #   (abort points) abort finishes when run again; the source is untouched
 #   (switch and commit points, with the writer and sync --follow running)
 #               the next switch or commit finishes or rolls back the cut-off
@@ -142,8 +143,13 @@ online_case() { # point process hits n
 		why+=("acknowledged writes missing on the target")
 	[ -z "$(ls -A "$st/log" 2>/dev/null)" ] || why+=("dirty-log segments left")
 	recopied=$(status_field "$st" bytes_recopied)
+	# I6: per crash, one checkpoint interval's data and a batch in flight.
+	# A crash right after a flush also loses what was copied while that
+	# flush ran; the engine takes each snapshot early by the previous
+	# flush's duration, so that is covered unless this flush was slower
+	# than the last (a loaded machine): allow a second interval for it.
 	bound=$(awk -v k="$crashes" -v r="$RATE_MIB" -v i="$INTERVAL" -v t="$THREADS" -v g="$REGION" \
-		'BEGIN { printf "%d", k * (r * 1048576 * i + (t + 1) * g) }')
+		'BEGIN { printf "%d", k * (r * 1048576 * 2 * i + (t + 1) * g) }')
 	[ "$recopied" -le "$bound" ] || why+=("bytes_recopied $recopied > bound $bound")
 	if [ ${#why[@]} -eq 0 ]; then
 		ok "$p:$n: $crashes crash(es); target == source, acknowledged writes kept, recopied $recopied <= $bound"
@@ -175,6 +181,8 @@ abort_case() { # point n
 	for i in $(seq "$n"); do
 		env "VOLMIG_CRASH=$p:1" $VOLMIG_BIN abort -s "$st" >>"$log" 2>&1
 		rc=$?
+		# crashed past its record: a rerun finds it done and exits 0
+		[ "$rc" -eq 0 ] && [ "$i" -gt 1 ] && break
 		[ "$rc" -eq 137 ] || { not_ok "$p:$n: abort run $i did not crash at the point (exit $rc)"; return; }
 	done
 	$VOLMIG abort -s "$st" >>"$log" 2>&1
