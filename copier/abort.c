@@ -34,19 +34,6 @@ static const char cleanup_help[] =
 	"  -h, --help        show this help\n";
 
 
-/* Tell attached processes of the new state through the control block. */
-static void ctl_announce(const char *dir, uint32_t state)
-{
-	struct ctl c;
-	char path[256];
-
-	if (ctl_path(dir, path, sizeof(path)) < 0 || ctl_attach(&c, path) < 0)
-		return;
-	atomic_store_explicit(&c.hdr->state, state, memory_order_release);
-	atomic_fetch_add_explicit(&c.hdr->epoch, 1, memory_order_acq_rel);
-	ctl_detach(&c);
-}
-
 int cmd_abort(int argc, char **argv)
 {
 	const char *dir;
@@ -76,7 +63,13 @@ int cmd_abort(int argc, char **argv)
 		report_errno("cannot record the aborted state in", dir, rc);
 		goto out;
 	}
-	ctl_announce(dir, SESS_ABORTED);
+	{
+		uint32_t was = s.state;
+
+		s.state = SESS_ABORTED;
+		session_announce(dir, &s, NULL);
+		s.state = was; /* for the message below */
+	}
 	log_info("session %s aborted (it was %s); the source stays in use", dir,
 		 sess_state_name(s.state));
 	ret = EXIT_OK;

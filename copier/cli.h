@@ -87,6 +87,10 @@ int session_open(const char *dir, struct state *st, struct sess *s);
  */
 int session_reconcile(const char *dir, struct state *st, const struct sess *s);
 
+/* Tell running processes (the control block, if there is one) the state in
+ * s and, with k, the copier controls. */
+void session_announce(const char *dir, const struct sess *s, const struct state_control *k);
+
 /* Read the session record of an open store (in its own transaction). */
 int session_read(struct state *st, struct sess *s);
 

@@ -64,8 +64,7 @@ static int ctl_map(const char *dir, const struct sess *s, struct ctl *c)
 	return 0;
 }
 
-/* Tell running processes the durable state (and the controls). */
-static void announce(const char *dir, const struct sess *s, const struct state_control *k)
+void session_announce(const char *dir, const struct sess *s, const struct state_control *k)
 {
 	struct ctl c;
 
@@ -206,7 +205,7 @@ int cmd_switch(int argc, char **argv)
 	}
 	CRASH_POINT(back ? "state.unswitched.after" : "state.switched.after");
 	s.state = want;
-	announce(dir, &s, NULL);
+	session_announce(dir, &s, NULL);
 	log_info("session %s is %s: reads go to the %s", dir, sess_state_name(want),
 		 back ? "sources" : "targets");
 	ret = EXIT_OK;
@@ -583,7 +582,7 @@ static int control_cmd(int argc, char **argv, int what)
 		report_errno("cannot record the control in", dir, rc);
 		goto out;
 	}
-	announce(dir, &s, &a.k);
+	session_announce(dir, &s, &a.k);
 	if (what == 2) {
 		char r[32];
 

@@ -218,7 +218,8 @@ static long tracked_submit(aio_context_t ctx, long nr, struct iocb **ios,
 		}
 		if (pair >= 0 && shim_write_route() == SHIM_MIRROR)
 			shim_barrier_wait();
-		rc = shim_track_begin(fd, info.off, info.len, &t);
+		rc = pair >= 0 ? shim_track_pair(pair, info.off, info.len, &t)
+			       : shim_track_begin(fd, info.off, info.len, &t);
 		if (rc == 0 && t.active && (rc = insert(ios[i], ctx, &t, -1)) < 0)
 			shim_track_end(&t);
 		if (rc < 0)

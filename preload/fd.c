@@ -119,38 +119,36 @@ int dup3(int fd, int fd2, int flags)
 	return forget_ret(REAL(dup3)(fd, fd2, flags));
 }
 
+/* Bookkeeping after a successful fcntl of either name. */
+static int fcntl_after(int fd, int cmd, int r)
+{
+	if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)
+		forget_ret(r);
+	if (cmd == F_SETFL && r == 0)
+		shim_fd_forget(fd); /* O_DIRECT or O_APPEND may have changed */
+	return r;
+}
+
 int fcntl(int fd, int cmd, ...)
 {
 	va_list ap;
 	void *arg;
-	int r;
 
 	va_start(ap, cmd);
 	arg = va_arg(ap, void *);
 	va_end(ap);
-	r = REAL(fcntl)(fd, cmd, arg);
-	if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)
-		forget_ret(r);
-	if (cmd == F_SETFL && r == 0)
-		shim_fd_forget(fd); /* O_DIRECT may have changed */
-	return r;
+	return fcntl_after(fd, cmd, REAL(fcntl)(fd, cmd, arg));
 }
 
 int fcntl64(int fd, int cmd, ...)
 {
 	va_list ap;
 	void *arg;
-	int r;
 
 	va_start(ap, cmd);
 	arg = va_arg(ap, void *);
 	va_end(ap);
-	r = REAL(fcntl64)(fd, cmd, arg);
-	if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)
-		forget_ret(r);
-	if (cmd == F_SETFL && r == 0)
-		shim_fd_forget(fd); /* O_DIRECT may have changed */
-	return r;
+	return fcntl_after(fd, cmd, REAL(fcntl64)(fd, cmd, arg));
 }
 
 ssize_t recvmsg(int fd, struct msghdr *msg, int flags)

@@ -457,10 +457,55 @@ static int hold_untracked(void)
 	return fd;
 }
 
-int shim_track_begin(int fd, uint64_t off, uint64_t len, struct shim_track *t)
+/* Count a write of len bytes at off to the source of pair in flight and make
+ * the intent of its clean regions durable.  Caller holds shim_busy. */
+static int track_regions(int pair, uint64_t off, uint64_t len, struct shim_track *t)
 {
 	struct dlog_writer *w;
 	uint64_t size, lo, hi;
+	int rc;
+
+	size = S.ctl.hdr->pairs[pair].size;
+	if (off >= size)
+		return 0; /* past the end the copier copies: nothing to track */
+	if (len > size - off)
+		len = size - off;
+	t->pair = (uint32_t)pair;
+	region_span(off, len, S.ctl.hdr->region_shift, &t->first, &t->n);
+	ctl_wbegin(&S.ctl, S.proc, t->pair, t->first, t->n, S.wait_us, &t->entry, &lo, &hi);
+	if (lo <= hi) {
+		/* I2: the intent is durable before the write is issued */
+		rc = segment(&w);
+		if (rc == 0)
+			rc = dlog_append(w, t->pair, lo, (uint32_t)(hi - lo + 1));
+		if (rc < 0) {
+			ctl_wend(&S.ctl, S.proc, t->pair, t->first, t->n, t->entry);
+			return rc;
+		}
+		/* rc 1: tracking lost but durably flagged; the copier re-copies */
+		ctl_mark_dirty_range(&S.ctl, t->pair, lo, hi);
+	}
+	t->active = true;
+	return 0;
+}
+
+int shim_track_pair(int pair, uint64_t off, uint64_t len, struct shim_track *t)
+{
+	int rc, saved = errno;
+
+	t->active = false;
+	t->hold = -1;
+	if (len == 0)
+		return 0;
+	shim_busy++;
+	rc = track_regions(pair, off, len, t);
+	shim_busy--;
+	errno = saved;
+	return rc;
+}
+
+int shim_track_begin(int fd, uint64_t off, uint64_t len, struct shim_track *t)
+{
 	int pair, rc = 0, saved = errno;
 
 	t->active = false;
@@ -487,27 +532,7 @@ int shim_track_begin(int fd, uint64_t off, uint64_t len, struct shim_track *t)
 		rc = pair + 2; /* a session we cannot track: fail closed */
 		goto out;
 	}
-	size = S.ctl.hdr->pairs[pair].size;
-	if (off >= size)
-		goto out; /* past the end the copier copies: nothing to track */
-	if (len > size - off)
-		len = size - off;
-	t->pair = (uint32_t)pair;
-	region_span(off, len, S.ctl.hdr->region_shift, &t->first, &t->n);
-	ctl_wbegin(&S.ctl, S.proc, t->pair, t->first, t->n, S.wait_us, &t->entry, &lo, &hi);
-	if (lo <= hi) {
-		/* I2: the intent is durable before the write is issued */
-		rc = segment(&w);
-		if (rc == 0)
-			rc = dlog_append(w, t->pair, lo, (uint32_t)(hi - lo + 1));
-		if (rc < 0) {
-			ctl_wend(&S.ctl, S.proc, t->pair, t->first, t->n, t->entry);
-			goto out;
-		}
-		rc = 0; /* 1: tracking lost but durably flagged; the copier re-copies */
-		ctl_mark_dirty_range(&S.ctl, t->pair, lo, hi);
-	}
-	t->active = true;
+	rc = track_regions(pair, off, len, t);
 out:
 	shim_busy--;
 	errno = saved;

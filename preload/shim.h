@@ -57,6 +57,10 @@ struct shim_track {
  */
 int shim_track_begin(int fd, uint64_t off, uint64_t len, struct shim_track *t);
 
+/* The same for an fd already known to be the source of pair (the caller
+ * classified it): the write path then classifies each fd once. */
+int shim_track_pair(int pair, uint64_t off, uint64_t len, struct shim_track *t);
+
 /* After the write completed (or failed). */
 void shim_track_end(struct shim_track *t);
 

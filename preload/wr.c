@@ -56,7 +56,8 @@ static pthread_mutex_t stripe[STRIPES] = { [0 ... STRIPES - 1] = PTHREAD_MUTEX_I
 			int rc_;                                                         \
 			if (p_ >= 0 && shim_write_route() == SHIM_MIRROR)                \
 				shim_barrier_wait();                                     \
-			rc_ = shim_track_begin((fd), (off), (len), &t_);                 \
+			rc_ = p_ >= 0 ? shim_track_pair(p_, (off), (len), &t_)           \
+				      : shim_track_begin((fd), (off), (len), &t_);       \
 			if (rc_ < 0) {                                                   \
 				errno = -rc_;                                            \
 				r_ = -1;                                                 \
