@@ -96,10 +96,22 @@ int session_read(struct state *st, struct sess *s);
 
 /*
  * Check that every pair's source and target are still the volumes recorded
- * at setup (identity and size).  Prints a message naming the volume at
- * fault.  0 or -errno (already reported).
+ * at setup (identity; a block device's size) and that the migration is not
+ * stopped: a file source past its capacity (sess_capacity) stops it for
+ * good (recorded here).  Prints a message naming the volume at fault.
+ * 0, -EFBIG when stopped, or -errno (already reported).
  */
-int session_check_pairs(const struct sess *s);
+int session_check_pairs(const char *dir, struct state *st, const struct sess *s);
+
+/*
+ * Record that the source of pair grew to size, past its capacity: the
+ * migration is stopped (kept in the control record; only abort is left).
+ * Prints the message and returns -EFBIG, or -errno when it could not be
+ * recorded.  session_report_stop only prints it.
+ */
+int session_stop(const char *dir, struct state *st, const struct sess *s, uint32_t pair,
+		 uint64_t size);
+void session_report_stop(const char *dir, const struct sess *s, uint32_t pair, uint64_t size);
 
 /* Record a new state durably (read-modify-write of the session record). */
 int session_set_state(struct state *st, uint32_t new_state);

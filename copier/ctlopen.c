@@ -76,7 +76,7 @@ static int build(const char *dir, const struct sess *s, const struct durable_dir
 	for (uint32_t i = 0; i < s->npairs; i++) {
 		const struct sess_pair *sp = &s->pairs[i];
 
-		cp->sizes[i] = sp->size;
+		cp->sizes[i] = sess_capacity(sp); /* what the shim tracks */
 		cp->sources[i] = sp->source;
 		cp->targets[i] = sp->target;
 		cp->source_ids[i] = (struct ctl_ident){ .kind = sp->source_id.kind,
@@ -104,7 +104,7 @@ static bool matches(const struct ctl *c, const struct sess *s)
 	    c->hdr->npairs != s->npairs)
 		return false;
 	for (uint32_t i = 0; i < s->npairs; i++)
-		if (c->hdr->pairs[i].size != s->pairs[i].size)
+		if (c->hdr->pairs[i].size != sess_capacity(&s->pairs[i]))
 			return false;
 	return true;
 }
@@ -123,7 +123,8 @@ int session_ctl_open(const char *dir, struct state *st, const struct sess *s, bo
 		return -ENOMEM;
 	d->s = s;
 	for (uint32_t i = 0; i < s->npairs; i++) {
-		rc = region_map_init(&d->dirty[i], region_count(s->pairs[i].size, s->region_shift));
+		rc = region_map_init(&d->dirty[i],
+				     region_count(sess_capacity(&s->pairs[i]), s->region_shift));
 		if (rc < 0)
 			goto out;
 	}

@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -46,6 +47,7 @@
 #include "log.h"
 #include "region.h"
 #include "size.h"
+#include "tgt.h"
 
 #define HOLE_BATCH 4096        /* regions per hole work item at most */
 #define COPY_WAIT_US 1000000   /* how long a copy waits for writes to drain */
@@ -69,6 +71,7 @@ struct pair_rt {
 	int src_fd, tgt_fd;        /* O_DIRECT when asked */
 	int src_buf_fd, tgt_buf_fd; /* buffered: unaligned tails, zeroing */
 	bool src_file, tgt_file;
+	uint64_t cap;               /* bytes tracked (sess_capacity) */
 	uint64_t nregions;
 	uint64_t bulk_next;         /* next bulk region to hand out */
 	uint64_t recopy_limit;      /* bulk regions below it count as recopied */
@@ -146,7 +149,7 @@ static uint64_t region_len(const struct engine *e, const struct pair_rt *p, uint
 {
 	uint64_t off = r << e->shift;
 
-	return p->sp->size - off < e->region_size ? p->sp->size - off : e->region_size;
+	return p->cap - off < e->region_size ? p->cap - off : e->region_size;
 }
 
 /* Record the first failure and stop everything. Caller holds mu. */
@@ -179,17 +182,17 @@ static void find_data(struct pair_rt *p, uint64_t off)
 	d = lseek(p->src_buf_fd, (off_t)off, SEEK_DATA);
 	if (d < 0) {
 		if (errno == ENXIO) {
-			p->data_start = p->data_end = p->sp->size; /* hole to the end */
+			p->data_start = p->data_end = p->cap; /* hole to the end */
 			return;
 		}
 		/* no SEEK_DATA here: treat everything as data */
 		p->data_start = off;
-		p->data_end = p->sp->size;
+		p->data_end = p->cap;
 		return;
 	}
 	h = lseek(p->src_buf_fd, d, SEEK_HOLE);
 	p->data_start = (uint64_t)d;
-	p->data_end = h < 0 ? p->sp->size : (uint64_t)h;
+	p->data_end = h < 0 ? p->cap : (uint64_t)h;
 }
 
 /* Pick the next item of bulk work of pair p. Caller holds mu. */
@@ -206,7 +209,7 @@ static bool next_bulk(struct engine *e, uint32_t pi, struct work *w)
 			find_data(p, off);
 		if (off + region_len(e, p, r) <= p->data_start) {
 			/* regions wholly before the next data: a hole */
-			uint64_t end = p->data_start >= p->sp->size ? p->nregions
+			uint64_t end = p->data_start >= p->cap ? p->nregions
 								     : p->data_start >> e->shift;
 
 			n = end - r;
@@ -326,32 +329,6 @@ static void rate_wait(struct engine *e, uint64_t len)
 	}
 }
 
-/* Make target bytes [off, off+len) read as zeros. */
-static int zero_target(struct pair_rt *p, uint64_t off, uint64_t len, void *buf, size_t bufsz)
-{
-	int rc;
-
-	if (p->tgt_file) {
-		if (fallocate(p->tgt_buf_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off,
-			      (off_t)len) == 0)
-			return 0;
-	} else if ((off % 512) == 0 && (len % 512) == 0) {
-		uint64_t range[2] = { off, len };
-		if (ioctl(p->tgt_buf_fd, BLKZEROOUT, range) == 0)
-			return 0;
-	}
-	memset(buf, 0, bufsz);
-	while (len > 0) {
-		size_t n = len < bufsz ? (size_t)len : bufsz;
-		rc = io_pwrite_full(p->tgt_buf_fd, buf, n, off);
-		if (rc < 0)
-			return rc;
-		off += n;
-		len -= n;
-	}
-	return 0;
-}
-
 static bool all_zero(const void *buf, size_t len)
 {
 	const uint64_t *w = buf;
@@ -367,17 +344,56 @@ static bool all_zero(const void *buf, size_t len)
 	return true;
 }
 
+/* Has a commit made the target the volume in use?  Then nothing may be
+ * copied onto it from the source any more.  Read under mu, like every
+ * access of the state from this process's threads.  Caller does not hold
+ * mu. */
+static bool committed(struct engine *e)
+{
+	bool c;
+
+	pthread_mutex_lock(&e->mu);
+	c = atomic_load_explicit(&e->ctl.hdr->state, memory_order_acquire) == SESS_COMMITTED;
+	pthread_mutex_unlock(&e->mu);
+	return c;
+}
+
+static bool may_cut(void *arg)
+{
+	return !committed(arg);
+}
+
+/* A file target longer than its source (the source shrank): cut it back. */
+static int trim_target(struct engine *e, struct pair_rt *p, int lock_fd)
+{
+	int rc;
+
+	if (!p->src_file || !p->tgt_file)
+		return 0;
+	rc = tgt_trim(lock_fd, false, p->src_buf_fd, p->tgt_buf_fd, may_cut, e);
+	if (rc < 0)
+		log_err("target %s: cannot cut it back to its source's length: %s", p->sp->target,
+			strerror(-rc));
+	return rc < 0 ? rc : 0;
+}
+
 /*
  * Copy one region.  Returns the data bytes written (0 for a hole or a
  * skipped region) or -errno (reported).  *clean tells whether the region can
- * be recorded clean.
+ * be recorded clean.  lock_fd is the thread's own open of the attach lock
+ * file: the target lock is held shared around the copy.
+ *
+ * A file source may end inside the region or before it (it shrank, or the
+ * region is in the room reserved for growth): the bytes past its end read
+ * as zeros on the target, which a file target holds by not reaching that
+ * far (it is cut back to the source's length after the copy).
  */
-static ssize_t copy_region(struct engine *e, uint32_t pi, uint64_t r, void *buf, bool *clean)
+static ssize_t copy_region(struct engine *e, uint32_t pi, uint64_t r, void *buf, int lock_fd,
+			   bool *clean)
 {
-	bool hole = false;
+	bool hole = false, aligned;
 	struct pair_rt *p = &e->pairs[pi];
-	uint64_t off = r << e->shift, len = region_len(e, p, r);
-	bool aligned = (len % DIRECT_ALIGN) == 0;
+	uint64_t off = r << e->shift, len = region_len(e, p, r), got;
 	ssize_t n;
 	int rc;
 
@@ -385,40 +401,55 @@ static ssize_t copy_region(struct engine *e, uint32_t pi, uint64_t r, void *buf,
 	/* wait for the bandwidth limit before claiming the region, so that
 	 * writes to it are never held back by the limit */
 	rate_wait(e, len);
-	if (ctl_copy_begin(&e->ctl, pi, r, COPY_WAIT_US) == -EBUSY)
-		return 0; /* writes did not drain: stays dirty, retried later */
-	{
-		n = io_pread_full(aligned ? p->src_fd : p->src_buf_fd, buf, (size_t)len, off);
-		if (n < 0) {
-			log_err("source %s: read of %llu bytes at offset %llu failed: %s",
-				p->sp->source, (unsigned long long)len, (unsigned long long)off,
-				strerror((int)-n));
-			rc = (int)n;
-			goto fail;
-		}
-		if ((uint64_t)n != len) {
-			log_err("source %s ends at %llu, before its size at setup (%llu)",
-				p->sp->source, (unsigned long long)(off + (uint64_t)n),
-				(unsigned long long)p->sp->size);
-			rc = -EIO;
-			goto fail;
-		}
-		/* a file target stays sparse where the source reads as zeros */
-		if (p->tgt_file && all_zero(buf, (size_t)len))
-			hole = true;
+	rc = ctl_lock_length(lock_fd, F_RDLCK);
+	if (rc < 0) {
+		log_err("cannot take the target lock of %s: %s", e->dir, strerror(-rc));
+		return rc;
 	}
+	if (committed(e) || ctl_copy_begin(&e->ctl, pi, r, COPY_WAIT_US) == -EBUSY) {
+		(void)ctl_lock_length(lock_fd, F_UNLCK);
+		return 0; /* writes did not drain: stays dirty, retried later */
+	}
+	aligned = (len % DIRECT_ALIGN) == 0;
+	n = io_pread_full(aligned ? p->src_fd : p->src_buf_fd, buf, (size_t)len, off);
+	if (n < 0) {
+		log_err("source %s: read of %llu bytes at offset %llu failed: %s", p->sp->source,
+			(unsigned long long)len, (unsigned long long)off, strerror((int)-n));
+		rc = (int)n;
+		goto fail;
+	}
+	got = (uint64_t)n;
+	if (got < len && !p->src_file) {
+		log_err("source %s ends at %llu, before its size at setup (%llu)", p->sp->source,
+			(unsigned long long)(off + got), (unsigned long long)p->sp->size);
+		rc = -EIO;
+		goto fail;
+	}
+	memset((char *)buf + got, 0, (size_t)(len - got));
+	/* a file target stays sparse where the source reads as zeros */
+	if (p->tgt_file && all_zero(buf, (size_t)len))
+		hole = true;
 	if (hole) {
-		rc = zero_target(p, off, len, buf, e->region_size);
+		rc = tgt_zero(p->tgt_buf_fd, true, off, len, buf, e->region_size);
+		if (rc == 0)
+			rc = tgt_extend(p->tgt_buf_fd, off + got);
 		n = 0;
 	} else {
-		rc = io_pwrite_full(aligned ? p->tgt_fd : p->tgt_buf_fd, buf, (size_t)len, off);
-		n = (ssize_t)len;
+		/* past the source's end a file target is not written (it
+		 * follows the source's length); a block device gets zeros */
+		uint64_t put = p->tgt_file ? got : len;
+
+		aligned = (put % DIRECT_ALIGN) == 0;
+		rc = io_pwrite_full(aligned ? p->tgt_fd : p->tgt_buf_fd, buf, (size_t)put, off);
+		if (rc == 0 && put < len)
+			rc = tgt_zero(p->tgt_buf_fd, p->tgt_file, off + put, len - put, buf, e->region_size);
+		n = (ssize_t)got;
 		/* Start writeback now (no wait): the page cache then never holds
 		 * much more than a checkpoint interval's data, and the flush at
 		 * the checkpoint stays short, so a kill loses about one interval
 		 * of copying (I6) even at page-cache speed. */
 		if (rc == 0 && !(e->o->direct && aligned))
-			(void)sync_file_range(p->tgt_buf_fd, (off64_t)off, (off64_t)len,
+			(void)sync_file_range(p->tgt_buf_fd, (off64_t)off, (off64_t)put,
 					      SYNC_FILE_RANGE_WRITE);
 		if (rc == 0)
 			CRASH_POINT("copier.target-write.after");
@@ -428,10 +459,16 @@ static ssize_t copy_region(struct engine *e, uint32_t pi, uint64_t r, void *buf,
 			(unsigned long long)len, (unsigned long long)off, strerror(-rc));
 		goto fail;
 	}
+	(void)ctl_lock_length(lock_fd, F_UNLCK);
 	*clean = ctl_copy_end(&e->ctl, pi, r) == 1;
+	/* the source ended in or before the region: a longer file target is
+	 * cut back (a region it cuts had changed on the source: it is dirty) */
+	if (got < len && (rc = trim_target(e, p, lock_fd)) < 0)
+		return rc;
 	return n;
 
 fail:
+	(void)ctl_lock_length(lock_fd, F_UNLCK);
 	ctl_copy_end(&e->ctl, pi, r);
 	ctl_mark_dirty(&e->ctl, pi, r); /* never counted clean */
 	return rc;
@@ -475,18 +512,43 @@ static void complete_region(struct engine *e, const struct work *w, uint64_t r, 
  * writes did not drain stays dirty; zeroing its target range is harmless
  * because a dirty region's target content does not count.
  */
-static void copy_holes(struct engine *e, const struct work *w, void *buf)
+static void copy_holes(struct engine *e, const struct work *w, void *buf, int lock_fd)
 {
 	struct pair_rt *p = &e->pairs[w->pair];
 	uint64_t off = w->first << e->shift;
 	uint64_t end = (w->first + w->n) << e->shift;
+	struct stat sb;
+	bool past_end = false;
 	int rc;
 
-	if (end > p->sp->size)
-		end = p->sp->size;
+	if (end > p->cap)
+		end = p->cap;
+	rc = ctl_lock_length(lock_fd, F_RDLCK);
+	if (rc < 0 || committed(e)) {
+		if (rc < 0)
+			log_err("cannot take the target lock of %s: %s", e->dir, strerror(-rc));
+		else
+			(void)ctl_lock_length(lock_fd, F_UNLCK);
+		pthread_mutex_lock(&e->mu);
+		region_map_clear_range(&p->busy, w->first, w->n);
+		if (rc < 0)
+			fail_locked(e, rc);
+		pthread_mutex_unlock(&e->mu);
+		return;
+	}
 	for (uint64_t r = w->first; r < w->first + w->n; r++)
 		ctl_copy_begin(&e->ctl, w->pair, r, COPY_WAIT_US);
-	rc = zero_target(p, off, end - off, buf, e->region_size);
+	rc = tgt_zero(p->tgt_buf_fd, p->tgt_file, off, end - off, buf, e->region_size);
+	/* a file target as long as the source where the run lies below its end */
+	if (rc == 0 && p->tgt_file) {
+		if (fstat(p->src_buf_fd, &sb) < 0)
+			rc = -errno;
+		else if ((uint64_t)sb.st_size < end)
+			past_end = true;
+		if (rc == 0 && (uint64_t)sb.st_size > off)
+			rc = tgt_extend(p->tgt_buf_fd, past_end ? (uint64_t)sb.st_size : end);
+	}
+	(void)ctl_lock_length(lock_fd, F_UNLCK);
 	if (rc < 0)
 		log_err("target %s: zeroing %llu bytes at offset %llu failed: %s", p->sp->target,
 			(unsigned long long)(end - off), (unsigned long long)off, strerror(-rc));
@@ -504,16 +566,26 @@ static void copy_holes(struct engine *e, const struct work *w, void *buf)
 	if (rc < 0)
 		fail_locked(e, rc);
 	pthread_mutex_unlock(&e->mu);
+	if (rc == 0 && past_end && (rc = trim_target(e, p, lock_fd)) < 0) {
+		pthread_mutex_lock(&e->mu);
+		fail_locked(e, rc);
+		pthread_mutex_unlock(&e->mu);
+	}
 }
 
 static void *worker(void *arg)
 {
 	struct engine *e = arg;
 	void *buf = NULL;
+	int lock_fd = ctl_lock_open(e->dir); /* this thread's own: see copy_region */
 
-	if (posix_memalign(&buf, DIRECT_ALIGN, e->region_size) != 0) {
+	if (lock_fd < 0 || posix_memalign(&buf, DIRECT_ALIGN, e->region_size) != 0) {
+		if (lock_fd < 0)
+			report_errno("cannot open the lock file of", e->dir, lock_fd);
+		else
+			close(lock_fd);
 		pthread_mutex_lock(&e->mu);
-		fail_locked(e, -ENOMEM);
+		fail_locked(e, lock_fd < 0 ? lock_fd : -ENOMEM);
 		pthread_mutex_unlock(&e->mu);
 		return NULL;
 	}
@@ -537,10 +609,10 @@ static void *worker(void *arg)
 		e->active++;
 		pthread_mutex_unlock(&e->mu);
 		if (w.kind == WORK_HOLE)
-			copy_holes(e, &w, buf);
+			copy_holes(e, &w, buf, lock_fd);
 		for (uint64_t r = w.first; w.kind != WORK_HOLE && r < w.first + w.n; r++) {
 			bool clean;
-			ssize_t n = copy_region(e, w.pair, r, buf, &clean);
+			ssize_t n = copy_region(e, w.pair, r, buf, lock_fd, &clean);
 
 			pthread_mutex_lock(&e->mu);
 			if (n < 0) {
@@ -559,6 +631,7 @@ static void *worker(void *arg)
 	}
 	pthread_mutex_unlock(&e->mu);
 	free(buf);
+	close(lock_fd);
 	return NULL;
 }
 
@@ -650,11 +723,47 @@ static void ingest_apply(struct engine *e)
  * commit.  On failure the snapshot is put back so nothing is lost from
  * memory either.  Returns 0 or -errno (reported).
  */
+/*
+ * The sizes of file sources, at each checkpoint: one past its capacity
+ * stops the migration (recorded; the copier exits); a file target longer
+ * than its source is cut back.  0 or -errno (reported).
+ */
+static int check_sizes(struct engine *e)
+{
+	for (uint32_t i = 0; i < e->npairs; i++) {
+		struct pair_rt *p = &e->pairs[i];
+		struct stat sb;
+		int rc;
+
+		if (!p->src_file)
+			continue;
+		if (fstat(p->src_buf_fd, &sb) < 0) {
+			rc = -errno;
+			report_errno("cannot read the size of source", p->sp->source, rc);
+			return rc;
+		}
+		if ((uint64_t)sb.st_size > p->cap)
+			return session_stop(e->dir, e->st, e->s, i, (uint64_t)sb.st_size);
+		rc = trim_target(e, p, e->ctl_lock);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
 static int checkpoint(struct engine *e, bool *changed_out)
 {
 	struct ckpt c = { .e = e };
 	bool changed = false;
 	int rc;
+
+	rc = check_sizes(e);
+	if (rc < 0) {
+		pthread_mutex_lock(&e->mu);
+		fail_locked(e, rc);
+		pthread_mutex_unlock(&e->mu);
+		return rc;
+	}
 
 	/* writers that died mid-write hold in-flight counts: take them back */
 	ctl_repair_dead(&e->ctl);
@@ -756,19 +865,19 @@ out:
 	return rc;
 }
 
-/* True when nothing is left to copy: caller holds mu. */
-/* True when the bulk pass is over (nothing copying), and with clean also
- * nothing is dirty: caller holds mu. */
+/* True when the bulk pass is over (every bulk region copied or kept dirty;
+ * copies of dirty regions may still run), and with clean also nothing is
+ * dirty or being copied: caller holds mu. */
 static bool finished_locked(struct engine *e, bool clean)
 {
-	if (e->active != 0)
+	if (clean && e->active != 0)
 		return false;
 	for (uint32_t i = 0; i < e->npairs; i++) {
 		struct pair_rt *p = &e->pairs[i];
 
-		if (p->bulk_next < p->nregions || p->done.count < p->nregions || p->busy.count)
+		if (p->bulk_next < p->nregions || p->done.count < p->nregions)
 			return false;
-		if (clean && ctl_dirty_count(&e->ctl, i) != 0)
+		if (clean && (p->busy.count != 0 || ctl_dirty_count(&e->ctl, i) != 0))
 			return false;
 	}
 	return true;
@@ -1006,7 +1115,8 @@ static int engine_prepare(struct engine *e)
 		p->sp = &e->s->pairs[i];
 		p->src_file = p->sp->source_id.kind == SESS_KIND_FILE;
 		p->tgt_file = p->sp->target_id.kind == SESS_KIND_FILE;
-		p->nregions = region_count(p->sp->size, e->shift);
+		p->cap = sess_capacity(p->sp);
+		p->nregions = region_count(p->cap, e->shift);
 		e->regions_total += p->nregions;
 		e->in.nregions[i] = p->nregions;
 		rc = open_volume(p->sp->source, O_RDONLY, e->o->direct, &p->src_fd, &p->src_buf_fd);
@@ -1171,13 +1281,16 @@ int engine_run(const char *dir, struct state *st, struct sess *s, const struct e
 		 * pass over the dirty regions was made while mirrored (a program
 		 * that keeps writing keeps regions dirty, but mirrored). */
 		finished = finished_locked(&e, false);
-		drained = finished && s->state != SESS_COPYING &&
+		drained = finished && s->state != SESS_COPYING && e.active == 0 &&
 			  (finished_locked(&e, true) || e.mirror_passes > passes_at_sync);
 		stop = e.stop;
 		pthread_mutex_unlock(&e.mu);
 
 		now = mono_now();
-		if (stop || finished || now >= last_ckpt + interval - last_dur) {
+		/* a checkpoint records the finished bulk pass before synced is,
+		 * and the last work before an exit */
+		if (stop || (finished && (s->state == SESS_COPYING || drained)) ||
+		    now >= last_ckpt + interval - last_dur) {
 			if (stop) {
 				/* let workers finish their items before the last checkpoint */
 				pthread_mutex_lock(&e.mu);
@@ -1194,8 +1307,16 @@ int engine_run(const char *dir, struct state *st, struct sess *s, const struct e
 				break;
 			if (e.state_seen == SESS_COMMITTED)
 				break; /* --follow ends with the session */
-			if (e.ingested)
-				drained = false; /* the log named regions: copy them */
+			if (e.ingested) {
+				/* the log named regions: a whole new pass copies them
+				 * before a sync without --follow may end */
+				drained = false;
+				pthread_mutex_lock(&e.mu);
+				passes_at_sync = e.mirror_passes;
+				for (uint32_t i = 0; i < e.npairs; i++)
+					e.pairs[i].dirty_scan = 0;
+				pthread_mutex_unlock(&e.mu);
+			}
 		}
 		if (drained && !o->follow)
 			break;
@@ -1209,9 +1330,9 @@ int engine_run(const char *dir, struct state *st, struct sess *s, const struct e
 				break;
 			}
 			s->state = SESS_SYNCED;
+			pthread_mutex_lock(&e.mu);
 			atomic_store_explicit(&e.ctl.hdr->state, s->state, memory_order_release);
 			atomic_fetch_add_explicit(&e.ctl.hdr->epoch, 1, memory_order_acq_rel);
-			pthread_mutex_lock(&e.mu);
 			passes_at_sync = e.mirror_passes;
 			pthread_mutex_unlock(&e.mu);
 			if (tty || o->progress_every > 0)

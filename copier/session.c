@@ -197,13 +197,17 @@ fail:
 	return rc;
 }
 
-/* Check one volume against its identity and size from setup. */
+/*
+ * Check one volume against its identity from setup and its size: a block
+ * device keeps its size; a file source may change size up to max_size (its
+ * capacity; -EFBIG past it, *size set); a file target follows its source,
+ * so any size is right for it.
+ */
 static int check_volume(const char *role, const char *path, const struct sess_ident *want,
-			uint64_t want_size)
+			uint64_t want_size, uint64_t max_size, uint64_t *size)
 {
 	struct sess_ident id;
 	struct stat sb;
-	uint64_t size;
 	int fd, rc;
 
 	if (stat(path, &sb) < 0) {
@@ -222,30 +226,90 @@ static int check_volume(const char *role, const char *path, const struct sess_id
 		log_err("%s %s: %s", role, path, strerror(-rc));
 		return rc;
 	}
-	rc = io_size(fd, &size);
+	rc = io_size(fd, size);
 	close(fd);
 	if (rc < 0) {
 		log_err("%s %s: %s", role, path, strerror(-rc));
 		return rc;
 	}
-	if (size != want_size) {
+	if (want->kind == SESS_KIND_FILE)
+		return *size > max_size ? -EFBIG : 0;
+	if (*size != want_size) {
 		log_err("%s %s changed size since setup: %llu bytes, was %llu", role, path,
-			(unsigned long long)size, (unsigned long long)want_size);
+			(unsigned long long)*size, (unsigned long long)want_size);
 		return -ESTALE;
 	}
 	return 0;
 }
 
-int session_check_pairs(const struct sess *s)
+void session_report_stop(const char *dir, const struct sess *s, uint32_t pair, uint64_t size)
 {
+	const struct sess_pair *p = &s->pairs[pair];
+
+	log_err("source %s grew to %llu bytes, past the %llu bytes this session tracks "
+		"(%llu at setup + %llu reserved): the migration is stopped and the source stays "
+		"in use; run volmig abort -s %s, then set up again with a larger --reserve",
+		p->source, (unsigned long long)size, (unsigned long long)sess_capacity(p),
+		(unsigned long long)p->size, (unsigned long long)p->reserve, dir);
+}
+
+struct stop_arg {
+	uint32_t pair;     /* 1 + pair to record; 0: only read */
+	uint64_t size;
+	struct state_control k;
+};
+
+static int stop_txn(struct state *st, DB_TXN *txn, void *arg)
+{
+	struct stop_arg *a = arg;
+	int rc = state_control_get(st, txn, &a->k);
+
+	if (rc < 0 || a->pair == 0 || a->k.stopped != 0)
+		return rc; /* the first stop is the one kept */
+	a->k.stopped = a->pair;
+	a->k.stopped_size = a->size;
+	return state_control_put(st, txn, &a->k);
+}
+
+int session_stop(const char *dir, struct state *st, const struct sess *s, uint32_t pair,
+		 uint64_t size)
+{
+	struct stop_arg a = { .pair = pair + 1, .size = size };
+	int rc = state_txn(st, stop_txn, &a);
+
+	if (rc < 0) {
+		report_errno("cannot record the stop of the migration in", dir, rc);
+		return rc;
+	}
+	session_report_stop(dir, s, a.k.stopped - 1, a.k.stopped_size);
+	return -EFBIG;
+}
+
+int session_check_pairs(const char *dir, struct state *st, const struct sess *s)
+{
+	struct stop_arg a = { 0 };
+	int rc = state_txn(st, stop_txn, &a);
+
+	if (rc < 0) {
+		report_errno("cannot read the session control record in", dir, rc);
+		return rc;
+	}
+	if (a.k.stopped != 0 && a.k.stopped <= s->npairs) {
+		session_report_stop(dir, s, a.k.stopped - 1, a.k.stopped_size);
+		return -EFBIG;
+	}
 	for (uint32_t i = 0; i < s->npairs; i++) {
 		const struct sess_pair *p = &s->pairs[i];
-		int rc;
+		uint64_t size;
 
-		rc = check_volume("source", p->source, &p->source_id, p->size);
+		rc = check_volume("source", p->source, &p->source_id, p->size, sess_capacity(p),
+				  &size);
+		if (rc == -EFBIG)
+			return session_stop(dir, st, s, i, size);
 		if (rc < 0)
 			return rc;
-		rc = check_volume("target", p->target, &p->target_id, p->target_size);
+		rc = check_volume("target", p->target, &p->target_id, p->target_size, UINT64_MAX,
+				  &size);
 		if (rc < 0)
 			return rc;
 	}

@@ -3,7 +3,9 @@
  *
  * Nothing is written to a source or an existing target.  A target that does
  * not exist yet is created as a sparse file of the source's size, but only
- * after every pair passed its checks.
+ * after every pair passed its checks.  --reserve sets the room each file
+ * source may grow into during the migration: the session tracks size +
+ * reserve bytes, and a block-device target must hold that much.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,17 +28,24 @@
 
 static const char setup_help[] =
 	"usage: volmig setup -s DIR --source SRC --target TGT [--source SRC --target TGT]...\n"
-	"                    [--region-size SIZE] [--durability sync|process] [--force]\n\n"
+	"                    [--region-size SIZE] [--reserve SIZE] [--durability sync|process]\n"
+	"                    [--force]\n\n"
 	"Record a new migration session in the state directory DIR (created if\n"
 	"missing).  Each --source is paired with the --target that follows it;\n"
 	"several pairs migrate together.  A target must be at least as large as its\n"
 	"source and must not be the source itself (through any path or link).  A\n"
-	"target file that does not exist is created, sparse, with the source's size.\n\n"
+	"target file that does not exist is created, sparse, with the source's size.\n"
+	"A file source may change size while it migrates (writes past its end,\n"
+	"ftruncate); the target follows.  It may grow by at most --reserve bytes:\n"
+	"growing further stops the migration (the application's writes go on).\n\n"
 	"  -s, --state DIR          state directory (default $VOLMIG_STATE)\n"
 	"      --source SRC         source volume: block device or regular file\n"
 	"      --target TGT         target volume for the preceding --source\n"
 	"      --region-size SIZE   tracking granularity, a power of two from 4k to 1G\n"
 	"                           (k, M, G suffixes; default 1M)\n"
+	"      --reserve SIZE       room for each file source to grow (k, M, G, T\n"
+	"                           suffixes; default 0: no growth); a block-device\n"
+	"                           target must hold the source's size plus it\n"
 	"      --durability MODE    dirty-log flush: sync (each record) or process\n"
 	"                           (group commit of a process's threads; default)\n"
 	"      --force              replace a finished (committed or aborted) session\n"
@@ -80,9 +89,13 @@ static int absolute_path(const char *path, char *out, size_t len)
 	return 0;
 }
 
+/* Regions per pair at most: 4 bytes each in the control block (1 GiB). */
+#define MAX_REGIONS (UINT64_C(1) << 28)
+
 struct volume_check {
 	struct sess_ident id;
 	uint64_t size;
+	uint64_t reserve; /* sources: room to grow */
 	bool exists;
 };
 
@@ -180,13 +193,14 @@ static int setup_txn(struct state *st, DB_TXN *txn, void *arg)
 
 int cmd_setup(int argc, char **argv)
 {
-	enum { OPT_SOURCE = 256, OPT_TARGET, OPT_REGION, OPT_DURABILITY, OPT_FORCE };
+	enum { OPT_SOURCE = 256, OPT_TARGET, OPT_REGION, OPT_DURABILITY, OPT_FORCE, OPT_RESERVE };
 	static const struct option opts[] = {
 		{ "state", required_argument, NULL, 's' },
 		{ "source", required_argument, NULL, OPT_SOURCE },
 		{ "target", required_argument, NULL, OPT_TARGET },
 		{ "region-size", required_argument, NULL, OPT_REGION },
 		{ "durability", required_argument, NULL, OPT_DURABILITY },
+		{ "reserve", required_argument, NULL, OPT_RESERVE },
 		{ "force", no_argument, NULL, OPT_FORCE },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -200,11 +214,12 @@ int cmd_setup(int argc, char **argv)
 	struct session_lock lock = { .fd = -1 };
 	struct state st = { 0 };
 	struct sess s = { 0 };
-	uint64_t region_size = 1 << 20;
+	uint64_t region_size = 1 << 20, reserve = 0;
 	unsigned shift = 20;
 	bool force = false, state_open_ok = false;
 	uint32_t flags = SESS_DURABILITY_PROCESS;
 	int c, rc, holder, ret = EXIT_FAIL;
+	char rbuf[32], rsbuf[32];
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "s:h", opts, NULL)) != -1) {
@@ -234,6 +249,12 @@ int cmd_setup(int argc, char **argv)
 			if (size_parse(optarg, &region_size) < 0 ||
 			    !region_size_valid(region_size, &shift)) {
 				log_err("--region-size %s: want a power of two from 4k to 1G", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case OPT_RESERVE:
+			if (size_parse(optarg, &reserve) < 0) {
+				log_err("--reserve %s: want a size such as 512M or 10G", optarg);
 				return EXIT_USAGE;
 			}
 			break;
@@ -299,6 +320,23 @@ int cmd_setup(int argc, char **argv)
 		}
 		if (src[i].size == 0) {
 			log_err("source %s is empty: nothing to migrate", src_name[i]);
+			return EXIT_FAIL;
+		}
+		/* only a file grows; a block device keeps its size */
+		src[i].reserve = src[i].id.kind == SESS_KIND_FILE ? reserve : 0;
+		if (src[i].reserve > UINT64_MAX - src[i].size - region_size ||
+		    region_count(src[i].size + src[i].reserve, shift) > MAX_REGIONS) {
+			log_err("--reserve %s is too large for source %s with %s regions (at most "
+				"%llu regions per pair)", size_format(reserve, rbuf, sizeof(rbuf)),
+				src_name[i], size_format(region_size, rsbuf, sizeof(rsbuf)),
+				(unsigned long long)MAX_REGIONS);
+			return EXIT_FAIL;
+		}
+		if (tgt[i].exists && tgt[i].id.kind == SESS_KIND_BLOCK &&
+		    tgt[i].size < src[i].size + src[i].reserve) {
+			log_err("target %s is smaller than source %s with its reserve: %llu bytes, "
+				"need %llu", tgt_name[i], src_name[i], (unsigned long long)tgt[i].size,
+				(unsigned long long)(src[i].size + src[i].reserve));
 			return EXIT_FAIL;
 		}
 		for (unsigned j = 0; j < i; j++) {
@@ -408,6 +446,7 @@ int cmd_setup(int argc, char **argv)
 			goto out;
 		}
 		s.pairs[i].size = src[i].size;
+		s.pairs[i].reserve = src[i].reserve;
 		s.pairs[i].target_size = tgt[i].size;
 		s.pairs[i].source_id = src[i].id;
 		s.pairs[i].target_id = tgt[i].id;

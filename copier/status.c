@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "cli.h"
@@ -95,12 +96,40 @@ static void json_string(FILE *f, const char *s)
 	fputc('"', f);
 }
 
+/* A pair's source size now: a file's may have changed since setup. */
+static uint64_t source_size(const struct sess_pair *p)
+{
+	struct stat sb;
+
+	if (p->source_id.kind == SESS_KIND_FILE && stat(p->source, &sb) == 0 && S_ISREG(sb.st_mode))
+		return (uint64_t)sb.st_size;
+	return p->size;
+}
+
 /* Bytes of pair i brought in sync so far: regions below the cursor. */
-static uint64_t synced_bytes(const struct sess *s, uint32_t i, uint64_t cursor)
+static uint64_t synced_bytes(const struct sess *s, uint32_t i, uint64_t cursor, uint64_t size)
 {
 	uint64_t b = cursor << s->region_shift;
 
-	return b > s->pairs[i].size ? s->pairs[i].size : b;
+	(void)s;
+	(void)i;
+	return b > size ? size : b;
+}
+
+/* The stop of the migration, as a message (buf), or NULL. */
+static const char *stop_text(const struct sess *s, const struct state_control *k, char *buf,
+			     size_t len)
+{
+	const struct sess_pair *p;
+
+	if (k->stopped == 0 || k->stopped > s->npairs)
+		return NULL;
+	p = &s->pairs[k->stopped - 1];
+	snprintf(buf, len, "source %s grew to %llu bytes, past the %llu bytes the session "
+		 "tracks (%llu at setup + %llu reserved)", p->source,
+		 (unsigned long long)k->stopped_size, (unsigned long long)sess_capacity(p),
+		 (unsigned long long)p->size, (unsigned long long)p->reserve);
+	return buf;
 }
 
 int cmd_status(int argc, char **argv)
@@ -114,6 +143,9 @@ int cmd_status(int argc, char **argv)
 	};
 	const char *dir_arg = NULL, *dir;
 	struct status_data *d;
+	uint64_t sizes[SESS_MAX_PAIRS];
+	char stopbuf[4096 + 256];
+	const char *stop;
 	uint64_t copied = 0, recopied = 0, size_total = 0, synced_total = 0;
 	bool json = false;
 	struct state st;
@@ -164,9 +196,11 @@ int cmd_status(int argc, char **argv)
 	for (uint32_t i = 0; i < s.npairs; i++) {
 		copied += d->prog[i].bytes_copied;
 		recopied += d->prog[i].bytes_recopied;
-		size_total += s.pairs[i].size;
-		synced_total += synced_bytes(&s, i, d->prog[i].cursor);
+		sizes[i] = source_size(&s.pairs[i]);
+		size_total += sizes[i];
+		synced_total += synced_bytes(&s, i, d->prog[i].cursor, sizes[i]);
 	}
+	stop = stop_text(&s, &d->control, stopbuf, sizeof(stopbuf));
 
 	if (json) {
 		printf("{\"state\":\"%s\",\"session_id\":\"%016llx\",\"region_size\":%llu,",
@@ -185,21 +219,23 @@ int cmd_status(int argc, char **argv)
 			json_string(stdout, p->source);
 			printf(",\"target\":");
 			json_string(stdout, p->target);
-			printf(",\"size\":%llu,\"bytes_copied\":%llu,\"bytes_recopied\":%llu,"
+			printf(",\"size\":%llu,\"size_at_setup\":%llu,\"reserve\":%llu,"
+			       "\"bytes_copied\":%llu,\"bytes_recopied\":%llu,"
 			       "\"dirty_regions\":%llu,\"regions\":%llu,\"cursor_regions\":%llu,"
 			       "\"synced_bytes\":%llu,\"mirror_errors\":%llu}",
-			       (unsigned long long)p->size,
+			       (unsigned long long)sizes[i], (unsigned long long)p->size,
+			       (unsigned long long)p->reserve,
 			       (unsigned long long)d->prog[i].bytes_copied,
 			       (unsigned long long)d->prog[i].bytes_recopied,
 			       (unsigned long long)d->dirty[i],
-			       (unsigned long long)region_count(p->size, s.region_shift),
+			       (unsigned long long)region_count(sess_capacity(p), s.region_shift),
 			       (unsigned long long)d->prog[i].cursor,
-			       (unsigned long long)synced_bytes(&s, i, d->prog[i].cursor),
+			       (unsigned long long)synced_bytes(&s, i, d->prog[i].cursor, sizes[i]),
 			       (unsigned long long)d->mirror_errors[i]);
 		}
 		printf("],\"bytes_copied\":%llu,\"bytes_recopied\":%llu,\"resumes\":%llu,"
 		       "\"size\":%llu,\"synced_bytes\":%llu,\"paused\":%s,\"rate_limit\":%llu,"
-		       "\"transition_pending\":%s%s%s,\"last_recovery\":",
+		       "\"transition_pending\":%s%s%s,\"stopped\":",
 		       (unsigned long long)copied, (unsigned long long)recopied,
 		       (unsigned long long)d->totals.resumes, (unsigned long long)size_total,
 		       (unsigned long long)synced_total, d->control.paused ? "true" : "false",
@@ -207,6 +243,11 @@ int cmd_status(int argc, char **argv)
 		       d->control.pending ? "\"" : "",
 		       d->control.pending ? sess_state_name(d->control.pending) : "null",
 		       d->control.pending ? "\"" : "");
+		if (stop != NULL)
+			json_string(stdout, stop);
+		else
+			printf("null");
+		printf(",\"last_recovery\":");
 		if (d->control.recovered)
 			printf("{\"transition\":\"%s\",\"outcome\":\"%s\",\"at\":%llu}}\n",
 			       sess_state_name(d->control.recovered_state),
@@ -224,13 +265,17 @@ int cmd_status(int argc, char **argv)
 		printf("\nregion size %s\n", size_format(UINT64_C(1) << s.region_shift, rs, sizeof(rs)));
 		for (uint32_t i = 0; i < s.npairs; i++) {
 			const struct sess_pair *p = &s.pairs[i];
-			uint64_t sb = synced_bytes(&s, i, d->prog[i].cursor);
+			uint64_t sb = synced_bytes(&s, i, d->prog[i].cursor, sizes[i]);
 
 			printf("pair %u      %s -> %s\n", i, p->source, p->target);
 			printf("            %s of %s copied (%.1f%%), %llu dirty region%s\n",
-			       size_format(sb, a, sizeof(a)), size_format(p->size, b, sizeof(b)),
-			       p->size ? 100.0 * (double)sb / (double)p->size : 100.0,
+			       size_format(sb, a, sizeof(a)), size_format(sizes[i], b, sizeof(b)),
+			       sizes[i] ? 100.0 * (double)sb / (double)sizes[i] : 100.0,
 			       (unsigned long long)d->dirty[i], d->dirty[i] == 1 ? "" : "s");
+			if (p->reserve)
+				printf("            room to grow: %s past its %s at setup\n",
+				       size_format(p->reserve, a, sizeof(a)),
+				       size_format(p->size, b, sizeof(b)));
 		}
 		printf("copied      %s written to targets, %s of it again after resumes\n",
 		       size_format(copied, a, sizeof(a)), size_format(recopied, b, sizeof(b)));
@@ -240,6 +285,9 @@ int cmd_status(int argc, char **argv)
 				printf("mirroring   pair %u: %llu target writes failed (those regions "
 				       "stay dirty; the copier copies them again)\n", i,
 				       (unsigned long long)d->mirror_errors[i]);
+		if (stop != NULL)
+			printf("STOPPED     %s: the migration cannot finish; volmig abort, then "
+			       "set up again with a larger --reserve\n", stop);
 		if (d->control.paused)
 			printf("copying     paused (volmig resume goes on)\n");
 		if (d->control.rate && d->control.rate != UINT64_MAX)

@@ -138,7 +138,7 @@ int cmd_sync(int argc, char **argv)
 	if (s.state == SESS_SYNCED || s.state == SESS_SWITCHED)
 		log_info("session %s is already %s; draining the dirty log", dir,
 			 sess_state_name(s.state));
-	if (session_check_pairs(&s) < 0)
+	if (session_check_pairs(dir, &st, &s) < 0)
 		goto out;
 	rc = engine_run(dir, &st, &s, &eo);
 	if (rc == 0) {

@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -41,6 +42,7 @@
 #include "log.h"
 #include "region.h"
 #include "size.h"
+#include "tgt.h"
 
 #define COMMIT_WAIT_S 30.0      /* give up a commit that cannot catch up */
 #define COMMIT_COPY_WAIT_US 100000
@@ -197,6 +199,9 @@ int cmd_switch(int argc, char **argv)
 			s.state == SESS_COPYING || s.state == SESS_SETUP ? " (run volmig sync first)" : "");
 		goto out;
 	}
+	/* a stopped migration (a source past its capacity) keeps the sources */
+	if (!back && session_check_pairs(dir, &st, &s) < 0)
+		goto out;
 	CRASH_POINT(back ? "state.unswitched.before" : "state.switched.before");
 	rc = session_set_state(&st, want);
 	if (rc < 0) {
@@ -306,21 +311,34 @@ struct commit_vol {
 };
 
 /* Copy region r of pair p through the region protocol.  1 copied clean, 0
- * still dirty (a write went ahead), -errno. */
+ * still dirty (a write went ahead), -errno.  Past a file source's end the
+ * target reads as zeros (a file target is not written there). */
 static int commit_copy(struct ctl *c, const struct sess *s, struct commit_vol *v, uint32_t p,
 		       uint64_t r, void *buf)
 {
+	const struct sess_pair *sp = &s->pairs[p];
 	uint64_t rs = UINT64_C(1) << s->region_shift, off = r << s->region_shift;
-	uint64_t len = s->pairs[p].size - off < rs ? s->pairs[p].size - off : rs;
+	uint64_t cap = sess_capacity(sp), len = cap - off < rs ? cap - off : rs, put = len;
+	bool tgt_file = sp->target_id.kind == SESS_KIND_FILE;
 	ssize_t n;
 	int rc;
 
 	if (ctl_copy_begin(c, p, r, COMMIT_COPY_WAIT_US) == -EBUSY)
 		return 0;
 	n = io_pread_full(v[p].src, buf, (size_t)len, off);
-	if (n >= 0 && (uint64_t)n != len)
+	if (n >= 0 && (uint64_t)n != len && sp->source_id.kind != SESS_KIND_FILE)
 		n = -EIO;
-	rc = n < 0 ? (int)n : io_pwrite_full(v[p].tgt, buf, (size_t)len, off);
+	rc = n < 0 ? (int)n : 0;
+	if (rc == 0) {
+		uint64_t got = (uint64_t)n < len ? (uint64_t)n : len;
+
+		memset((char *)buf + got, 0, (size_t)(len - got));
+		if (tgt_file)
+			put = got;
+		rc = io_pwrite_full(v[p].tgt, buf, (size_t)put, off);
+	}
+	if (rc == 0 && put < len)
+		rc = tgt_zero(v[p].tgt, tgt_file, off + put, len - put, buf, (size_t)rs);
 	if (rc < 0) {
 		ctl_copy_end(c, p, r);
 		ctl_mark_dirty(c, p, r);
@@ -329,6 +347,59 @@ static int commit_copy(struct ctl *c, const struct sess *s, struct commit_vol *v
 		return rc;
 	}
 	return ctl_copy_end(c, p, r);
+}
+
+/* The commit cuts targets back before it records anything. */
+static bool not_committed(void *c)
+{
+	(void)c;
+	return true;
+}
+
+/*
+ * With every dirty region copied and the target lock held: a file source
+ * past its capacity stops the migration (-EFBIG); a file target longer than
+ * its source is cut back; one shorter (it should not be) gets the regions
+ * between the two ends in todo, to be copied again.  Returns the regions
+ * added, or -errno (reported).
+ */
+static int commit_lengths(const char *dir, struct state *st, const struct sess *s,
+			  const struct ctl *c, struct commit_vol *v, int lock_fd,
+			  struct region_map *todo)
+{
+	int added = 0;
+
+	for (uint32_t i = 0; i < s->npairs; i++) {
+		const struct sess_pair *sp = &s->pairs[i];
+		struct stat a, b;
+		int rc;
+
+		if (sp->source_id.kind != SESS_KIND_FILE)
+			continue;
+		if (fstat(v[i].src, &a) < 0 || fstat(v[i].tgt, &b) < 0) {
+			rc = -errno;
+			report_errno("cannot read the size of", sp->source, rc);
+			return rc;
+		}
+		if ((uint64_t)a.st_size > sess_capacity(sp))
+			return session_stop(dir, st, s, i, (uint64_t)a.st_size);
+		if (sp->target_id.kind != SESS_KIND_FILE || a.st_size == b.st_size)
+			continue;
+		if (b.st_size > a.st_size) {
+			rc = tgt_trim(lock_fd, true, v[i].src, v[i].tgt, not_committed, (void *)c);
+			if (rc < 0) {
+				report_errno("cannot cut back target", sp->target, rc);
+				return rc;
+			}
+			continue;
+		}
+		for (uint64_t r = (uint64_t)b.st_size >> s->region_shift;
+		     r <= ((uint64_t)a.st_size - 1) >> s->region_shift && r < todo[i].nbits; r++) {
+			region_map_set(&todo[i], r);
+			added++;
+		}
+	}
+	return added;
 }
 
 static int commit_run(const char *dir, struct state *st, struct sess *s)
@@ -358,7 +429,7 @@ static int commit_run(const char *dir, struct state *st, struct sess *s)
 		return rc;
 	}
 	CRASH_POINT("state.committed.pending");
-	rc = session_check_pairs(s);
+	rc = session_check_pairs(dir, st, s);
 	if (rc < 0)
 		goto rollback;
 	rc = session_ctl_open(dir, st, s, false, &c, &lock_fd);
@@ -408,6 +479,15 @@ static int commit_run(const char *dir, struct state *st, struct sess *s)
 				region_map_set(&todo[i], r);
 		left += todo[i].count;
 	}
+	/* Hold off the copier's own copies (and its cutting back of targets)
+	 * until the committed state is announced or the commit rolled back:
+	 * from then on nothing is copied onto a target from its source. */
+	rc = ctl_lock_length(lock_fd, F_WRLCK);
+	if (rc < 0) {
+		report_errno("cannot take the target lock of", dir, rc);
+		goto rollback;
+	}
+again:
 	while (left > 0) {
 		passes++;
 		left = 0;
@@ -431,6 +511,13 @@ static int commit_run(const char *dir, struct state *st, struct sess *s)
 			rc = -EAGAIN;
 			goto rollback;
 		}
+	}
+	rc = commit_lengths(dir, st, s, &c, v, lock_fd, todo);
+	if (rc < 0)
+		goto rollback;
+	if (rc > 0) {
+		left = (uint64_t)rc;
+		goto again;
 	}
 	for (uint32_t i = 0; i < s->npairs; i++) {
 		rc = io_fdatasync(v[i].tgt);

@@ -75,7 +75,8 @@ static int verify_pair(const struct sess *s, uint32_t i, const struct verify_dat
 	}
 	for (uint64_t r = 0; r < d->prog[i].cursor; r++) {
 		uint64_t off = r << s->region_shift;
-		size_t len = (size_t)(p->size - off < rsize ? p->size - off : rsize);
+		uint64_t cap = sess_capacity(p);
+		size_t len = (size_t)(cap - off < rsize ? cap - off : rsize);
 		ssize_t na, nb;
 
 		if (region_map_test(&d->dirty[i], r))
@@ -87,6 +88,17 @@ static int verify_pair(const struct sess *s, uint32_t i, const struct verify_dat
 			log_err("%s %s: read at offset %llu failed: %s", na < 0 ? "source" : "target",
 				na < 0 ? p->source : p->target, (unsigned long long)off, strerror(-rc));
 			goto out;
+		}
+		/* past a file source's end: a file target ends there too, a block
+		 * device reads as zeros */
+		if (p->source_id.kind == SESS_KIND_FILE && (size_t)na < len) {
+			memset(a + na, 0, len - (size_t)na);
+			if (p->target_id.kind == SESS_KIND_BLOCK)
+				na = (ssize_t)len;
+			else if (nb == na) { /* the same end */
+				memset(b + nb, 0, len - (size_t)nb);
+				na = nb = (ssize_t)len;
+			}
 		}
 		if ((size_t)na != len || (size_t)nb != len || memcmp(a, b, len) != 0) {
 			size_t k = 0;
@@ -157,11 +169,12 @@ int cmd_verify(int argc, char **argv)
 	}
 	d->npairs = s.npairs;
 	for (uint32_t i = 0; i < s.npairs; i++) {
-		if (region_map_init(&d->dirty[i], region_count(s.pairs[i].size, s.region_shift)) < 0) {
+		if (region_map_init(&d->dirty[i],
+				    region_count(sess_capacity(&s.pairs[i]), s.region_shift)) < 0) {
 			log_err("out of memory");
 			goto out;
 		}
-		total += s.pairs[i].size;
+		total += sess_capacity(&s.pairs[i]);
 	}
 	rc = state_txn(&st, verify_txn, d);
 	if (rc < 0) {

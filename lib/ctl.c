@@ -106,6 +106,17 @@ int ctl_lock_untracked(int fd)
 	return 0;
 }
 
+int ctl_lock_length(int fd, int type)
+{
+	struct flock fl = { .l_type = (short)type, .l_whence = SEEK_SET, .l_start = 2, .l_len = 1 };
+
+	while (fcntl(fd, F_OFD_SETLKW, &fl) < 0) {
+		if (errno != EINTR)
+			return -errno;
+	}
+	return 0;
+}
+
 int ctl_lock_untracked_drain(int fd, unsigned wait_ms)
 {
 	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 1, .l_len = 1 };

@@ -51,7 +51,8 @@ struct ctl_ident {
 };
 
 struct ctl_pair {
-	uint64_t size;         /* bytes */
+	uint64_t size;         /* bytes tracked: the source's capacity (size at
+				  setup + reserve); a write past it is not */
 	uint64_t nregions;
 	uint64_t first_region; /* index of the pair's region 0 in the word array */
 	struct ctl_ident source_id;
@@ -159,6 +160,17 @@ int ctl_lock_shared(int fd);
 int ctl_lock_untracked(int fd);
 /* 0 once drained (the byte is released again), -ETIMEDOUT after wait_ms. */
 int ctl_lock_untracked_drain(int fd, unsigned wait_ms);
+
+/*
+ * The target lock, byte 2 of the same file (type F_RDLCK, F_WRLCK or
+ * F_UNLCK; waits).  The copier holds it shared, on an open of the file of
+ * each thread's own, around every region copy; it is held exclusive to cut
+ * a file target back to its source's length and by a commit from its
+ * barrier until the committed state is announced.  So no target is cut
+ * under a copy, and no copy from the source is still writing a target once
+ * the target is the volume in use.  0 or -errno.
+ */
+int ctl_lock_length(int fd, int type);
 
 /*
  * Make every region word trustworthy again when nobody else is attached

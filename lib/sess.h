@@ -68,6 +68,16 @@ struct sess {
 	struct sess_pair *pairs;
 };
 
+/*
+ * Bytes of a pair the session tracks: the source's size at setup plus the
+ * room reserved for its growth (setup --reserve; file sources only).  A
+ * source that grows past it stops the migration.
+ */
+static inline uint64_t sess_capacity(const struct sess_pair *p)
+{
+	return p->reserve > UINT64_MAX - p->size ? UINT64_MAX : p->size + p->reserve;
+}
+
 /* Name of a state ("setup", "copying", ...), or "unknown". */
 const char *sess_state_name(uint32_t state);
 

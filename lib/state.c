@@ -320,7 +320,7 @@ int state_totals_put(struct state *st, DB_TXN *txn, const struct state_totals *t
 
 int state_control_get(struct state *st, DB_TXN *txn, struct state_control *c)
 {
-	uint8_t v[48];
+	uint8_t v[64];
 	size_t vlen;
 	int rc;
 
@@ -330,7 +330,7 @@ int state_control_get(struct state *st, DB_TXN *txn, struct state_control *c)
 		return 0;
 	if (rc < 0)
 		return rc;
-	if (vlen != sizeof(v))
+	if (vlen != sizeof(v) && vlen != 48) /* 48: before the stop fields */
 		return -EBADMSG;
 	c->paused = (uint32_t)le64_get(v);
 	c->pending = (uint32_t)le64_get(v + 8);
@@ -340,12 +340,16 @@ int state_control_get(struct state *st, DB_TXN *txn, struct state_control *c)
 	c->recovered_state = (uint32_t)((le64_get(v + 24) >> 4) & 0xf);
 	c->rate = le64_get(v + 32);
 	c->recovered_at = le64_get(v + 40);
+	if (vlen == sizeof(v)) {
+		c->stopped = (uint32_t)le64_get(v + 48);
+		c->stopped_size = le64_get(v + 56);
+	}
 	return 0;
 }
 
 int state_control_put(struct state *st, DB_TXN *txn, const struct state_control *c)
 {
-	uint8_t v[48];
+	uint8_t v[64];
 
 	le64_put(v, c->paused);
 	le64_put(v + 8, c->pending);
@@ -354,6 +358,8 @@ int state_control_put(struct state *st, DB_TXN *txn, const struct state_control 
 				 (c->recovered & 0xf));
 	le64_put(v + 32, c->rate);
 	le64_put(v + 40, c->recovered_at);
+	le64_put(v + 48, c->stopped);
+	le64_put(v + 56, c->stopped_size);
 	return kv_put(st->meta, txn, "control", 7, v, sizeof(v));
 }
 

@@ -64,8 +64,10 @@ struct state_control {
 	uint64_t pending_start;
 	uint64_t rate;          /* volmig throttle, bytes/s; 0: as sync was told */
 	uint32_t recovered_state; /* the state the transition was to */
-	uint32_t pad;
+	uint32_t stopped;       /* 1 + the pair whose source grew past its
+				   capacity (the migration is stopped), 0 */
 	uint64_t recovered_at;  /* when (seconds since the epoch) */
+	uint64_t stopped_size;  /* the size that source was found at */
 };
 
 enum state_recovery {

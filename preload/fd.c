@@ -538,6 +538,10 @@ long syscall(long nr, ...)
 		return writev((int)a[0], (const struct iovec *)a[1], (int)a[2]);
 	case SYS_fallocate:
 		return fallocate((int)a[0], (int)a[1], (off_t)a[2], (off_t)a[3]);
+	case SYS_ftruncate:
+		return ftruncate((int)a[0], (off_t)a[1]);
+	case SYS_truncate:
+		return truncate((const char *)a[0], (off_t)a[1]);
 	case SYS_copy_file_range:
 		return copy_file_range((int)a[0], (off_t *)a[1], (int)a[2], (off_t *)a[3],
 				       (size_t)a[4], (unsigned)a[5]);

@@ -2,11 +2,13 @@
  * rd: the read family and the flushes, routed by the session's state (see
  * route.c): a read of a source goes to the target in the committed state,
  * and in the switched state wherever its regions are clean; fsync and
- * fdatasync of a source flush what the current state writes to.
+ * fdatasync of a source flush what the current state writes to; fstat and
+ * lseek from the end measure the target once committed.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -239,4 +241,97 @@ int sync_file_range(int fd, off_t off, off_t n, unsigned int flags)
 	if (rc == 0)
 		rc = REAL(sync_file_range)(tfd, off, n, flags);
 	return rc;
+}
+
+/*
+ * The length of a source in the committed state is its target's: fstat
+ * reports the target's size, blocks and times (the identity stays the
+ * source's, so classification is unchanged), and lseek from the end, or to
+ * data or a hole, measures the target.  Other states pass through (the
+ * lengths agree while mirrored).
+ */
+static int committed_target(int fd)
+{
+	const struct ctl *c = shim_ctl();
+	int pair, tfd, saved = errno;
+
+	if (c == NULL || shim_write_route() != SHIM_TARGET)
+		return -1;
+	shim_busy++;
+	pair = shim_source_pair(fd);
+	tfd = pair < 0 ? -1 : shim_target_fd(pair, fd);
+	shim_busy--;
+	errno = saved;
+	return tfd < 0 ? -1 : tfd;
+}
+
+static void as_target(int tfd, struct stat *st)
+{
+	struct stat t;
+
+	shim_busy++;
+	if (REAL(fstat)(tfd, &t) == 0) {
+		st->st_size = t.st_size;
+		st->st_blocks = t.st_blocks;
+		st->st_mtim = t.st_mtim;
+		st->st_ctim = t.st_ctim;
+	}
+	shim_busy--;
+}
+
+int fstat(int fd, struct stat *st)
+{
+	int r = REAL(fstat)(fd, st), tfd;
+
+	if (r == 0 && !shim_busy && (tfd = committed_target(fd)) >= 0)
+		as_target(tfd, st);
+	return r;
+}
+
+int fstat64(int fd, struct stat64 *st)
+{
+	int r = REAL(fstat64)(fd, st), tfd;
+
+	if (r == 0 && !shim_busy && (tfd = committed_target(fd)) >= 0)
+		as_target(tfd, (struct stat *)st);
+	return r;
+}
+
+static off_t seek_target(int fd, off_t off, int whence, off_t (*real)(int, off_t, int))
+{
+	int tfd;
+	off_t at;
+
+	if (shim_busy || (whence != SEEK_END && whence != SEEK_DATA && whence != SEEK_HOLE) ||
+	    (tfd = committed_target(fd)) < 0)
+		return real(fd, off, whence);
+	shim_busy++;
+	if (whence == SEEK_END) {
+		struct stat t;
+
+		if (REAL(fstat)(tfd, &t) < 0) {
+			at = -1;
+		} else if (t.st_size + off < 0) {
+			errno = EINVAL;
+			at = -1;
+		} else {
+			at = t.st_size + off;
+		}
+	} else {
+		at = real(tfd, off, whence);
+	}
+	if (at >= 0)
+		at = real(fd, at, SEEK_SET);
+	shim_busy--;
+	return at;
+}
+
+off_t lseek(int fd, off_t off, int whence)
+{
+	return seek_target(fd, off, whence, REAL(lseek));
+}
+
+off_t lseek64(int fd, off_t off, int whence)
+{
+	return seek_target(fd, off, whence, REAL(lseek64));
 }

@@ -9,7 +9,8 @@
  *                      copied again by the copier); reads: the source when
  *                      synced, the target when switched wherever the
  *                      regions are clean (a dirty region is read from the
- *                      source, which mirroring keeps complete)
+ *                      source, which mirroring keeps complete; so is a
+ *                      read reaching past the session's capacity)
  *   committed          the target only, reads and writes
  *
  * The state is read from the control block at each operation, after the
@@ -21,6 +22,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -60,10 +62,8 @@ bool shim_read_from_target(int pair, uint64_t off, uint64_t len)
 	if (st != SESS_SWITCHED || len == 0)
 		return false;
 	size = c->hdr->pairs[pair].size;
-	if (off >= size)
-		return true; /* past the end the copier knows: the target's */
-	if (len > size - off)
-		len = size - off;
+	if (off >= size || len > size - off)
+		return false; /* past what is tracked: the source, which has it all */
 	region_span(off, len, c->hdr->region_shift, &first, &n);
 	for (uint64_t r = first; r < first + n; r++)
 		if (atomic_load_explicit(ctl_region(c, (uint32_t)pair, r), memory_order_acquire) &
@@ -154,6 +154,23 @@ static int copy_range(int src, int tgt, uint64_t off, uint64_t n)
 	return rc;
 }
 
+/* A target write of [off, off + n) failed with rc: its regions are dirty
+ * already (logged before the write); make sure, count the failure, and let
+ * the copier copy them again.  rc when the application's call must fail
+ * (a commit is near), else 0. */
+static int mirror_failed(const struct ctl *c, int pair, uint64_t off, uint64_t n, int rc)
+{
+	uint64_t first, nr, size = c->hdr->pairs[pair].size;
+
+	if (off < size) {
+		region_span(off, n < size - off ? n : size - off, c->hdr->region_shift, &first, &nr);
+		ctl_mark_dirty_range((struct ctl *)c, (uint32_t)pair, first, first + nr - 1);
+	}
+	atomic_fetch_add_explicit(&((struct ctl *)c)->hdr->mirror_errors[pair], 1,
+				  memory_order_relaxed);
+	return commit_near(c) ? rc : 0;
+}
+
 int shim_mirror(int pair, int srcfd, const struct iovec *iov, int cnt, uint64_t off, uint64_t n)
 {
 	const struct ctl *c = shim_ctl();
@@ -180,21 +197,31 @@ int shim_mirror(int pair, int srcfd, const struct iovec *iov, int cnt, uint64_t 
 	}
 	if (rc == -EBADF && tfd >= 0)
 		shim_target_fd_lost(pair, tfd);
-	if (rc < 0) {
-		uint64_t first, nr, size = c->hdr->pairs[pair].size;
+	if (rc < 0)
+		rc = mirror_failed(c, pair, off, n, rc);
+	shim_busy--;
+	errno = saved;
+	return rc;
+}
 
-		/* the regions are dirty already (logged before the write); make
-		 * sure, count the failure, and let the copier copy them again */
-		if (off < size) {
-			region_span(off, n < size - off ? n : size - off, c->hdr->region_shift, &first,
-				    &nr);
-			ctl_mark_dirty_range((struct ctl *)c, (uint32_t)pair, first, first + nr - 1);
-		}
-		atomic_fetch_add_explicit(&((struct ctl *)c)->hdr->mirror_errors[pair], 1,
-					  memory_order_relaxed);
-		if (!commit_near(c))
-			rc = 0;
-	}
+int shim_mirror_truncate(int pair, int srcfd, uint64_t from, uint64_t len)
+{
+	const struct ctl *c = shim_ctl();
+	struct stat st;
+	int tfd, rc = 0, saved = errno;
+
+	if (c == NULL)
+		return 0;
+	shim_busy++;
+	tfd = shim_target_fd(pair, srcfd);
+	if (tfd < 0)
+		rc = tfd;
+	else if (fstat(tfd, &st) < 0)
+		rc = -errno;
+	else if (S_ISREG(st.st_mode) && REAL(ftruncate)(tfd, (off_t)len) < 0)
+		rc = -errno;
+	if (rc < 0)
+		rc = mirror_failed(c, pair, from, UINT64_MAX - from, rc);
 	shim_busy--;
 	errno = saved;
 	return rc;

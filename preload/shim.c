@@ -457,6 +457,19 @@ static int hold_untracked(void)
 	return fd;
 }
 
+void shim_past_capacity(int pair)
+{
+	static _Atomic uint64_t said;
+	uint64_t bit = UINT64_C(1) << (pair & 63), size = S.ctl.hdr->pairs[pair].size;
+	char name[PATH_MAX];
+
+	if (atomic_fetch_or_explicit(&said, bit, memory_order_relaxed) & bit)
+		return;
+	shim_warn("a write reaches past the %llu bytes the migration of %s has room for; "
+		  "the migration stops (volmig status), the write goes on",
+		  (unsigned long long)size, shim_source_path(pair, name, sizeof(name)));
+}
+
 /* Count a write of len bytes at off to the source of pair in flight and make
  * the intent of its clean regions durable.  Caller holds shim_busy. */
 static int track_regions(int pair, uint64_t off, uint64_t len, struct shim_track *t)
@@ -466,8 +479,10 @@ static int track_regions(int pair, uint64_t off, uint64_t len, struct shim_track
 	int rc;
 
 	size = S.ctl.hdr->pairs[pair].size;
+	if (len != SHIM_TO_END && (off >= size || len > size - off))
+		shim_past_capacity(pair);
 	if (off >= size)
-		return 0; /* past the end the copier copies: nothing to track */
+		return 0; /* past what the session tracks: the copier stops */
 	if (len > size - off)
 		len = size - off;
 	t->pair = (uint32_t)pair;

@@ -48,6 +48,18 @@ struct shim_track {
 		       the attach lock shared (fd of STATE/ctl.lock) */
 };
 
+/* A length for shim_track_begin: from off to the end of what is tracked. */
+#define SHIM_TO_END UINT64_MAX
+
+/*
+ * A write or length change reaches past the bytes the session tracks for
+ * pair (the source's size at setup plus its reserve).  The application's
+ * call goes on; the copier finds the source too large at its next
+ * checkpoint and stops the migration, keeping the source in use.  Says so
+ * on stderr, once per pair.
+ */
+void shim_past_capacity(int pair);
+
 /*
  * Before a write of len bytes at off to fd: if fd is a source, count the
  * write in flight on its regions and make the intent of every clean region
@@ -122,6 +134,14 @@ void shim_barrier_wait(void);
  * regions dirty and is counted (status shows it).
  */
 int shim_mirror(int pair, int srcfd, const struct iovec *iov, int cnt, uint64_t off, uint64_t n);
+
+/*
+ * After the source of pair (srcfd) was given length len in the mirrored
+ * states, the regions from `from` on tracked: a file target gets the same
+ * length (a block device keeps its own; the copier zeroes past the end).
+ * 0, or -errno as shim_mirror.
+ */
+int shim_mirror_truncate(int pair, int srcfd, uint64_t from, uint64_t len);
 
 /* "volmig shim[pid]: ..." on stderr; errno preserved. */
 void shim_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -10,7 +10,10 @@
  * write are one step for every thread of the process (O_APPEND: the end of
  * the file).  fallocate punch/zero, copy_file_range into a source and the
  * discard/zero-out ioctls are tracked as writes of their range and mirrored
- * by copying the range.
+ * by copying the range.  ftruncate and truncate change a file source's
+ * length: tracked as a write from the lower of the old and new ends to the
+ * end of what the session tracks, and mirrored by cutting or growing a file
+ * target to the same length.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +28,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "ctl.h"
 #include "crash.h"
 #include "shim.h"
 
@@ -35,7 +39,10 @@ static pthread_mutex_t stripe[STRIPES] = { [0 ... STRIPES - 1] = PTHREAD_MUTEX_I
  * Route a write of len bytes at off to fd.  call writes the source as the
  * program asked; tcall writes the target instead (it may use tfd_); iov_/
  * cnt_ describe the bytes for mirroring (NULL: copy the range from the
- * source).  The value is the call's, errno as it left it.
+ * source).  The value is the call's, errno as it left it.  A write that went
+ * to the source is mirrored when the state after it is mirrored or
+ * committed: a commit announced while the write was in flight must not
+ * leave its bytes on the source only.
  */
 #define ROUTED(fd, off, len, iov_, cnt_, call, tcall)                                    \
 	({                                                                               \
@@ -67,7 +74,7 @@ static pthread_mutex_t stripe[STRIPES] = { [0 ... STRIPES - 1] = PTHREAD_MUTEX_I
 				r_ = (call);                                             \
 				int e_ = errno;                                          \
 				if (r_ > 0 && t_.active && t_.hold < 0 &&                \
-				    shim_write_route() == SHIM_MIRROR) {                 \
+				    shim_write_route() != SHIM_SOURCE) {                 \
 					int m_ = shim_mirror((int)t_.pair, (fd), (iov_), \
 							     (cnt_), (off), (uint64_t)r_); \
 					if (m_ < 0) {                                    \
@@ -170,7 +177,7 @@ static ssize_t advance(int fd, off_t at, ssize_t r)
 			shim_busy--;                                                     \
 			errno = ac_saved_;                                               \
 			if (at < 0) /* unknown: the whole volume */                      \
-				ac_r_ = ROUTED(fd, 0, UINT64_MAX, NULL, 0, (call),       \
+				ac_r_ = ROUTED(fd, 0, SHIM_TO_END, NULL, 0, (call),       \
 					       (errno = ESPIPE, -1));                    \
 			else                                                             \
 				ac_r_ = ROUTED(fd, (uint64_t)at, (len), (iov_), (cnt_), \
@@ -310,4 +317,111 @@ int ioctl(int fd, unsigned long req, ...)
 			      fa_bytes(REAL(ioctl)(tfd_, req, arg), span)) < 0 ? -1 : 0;
 	}
 	return REAL(ioctl)(fd, req, arg);
+}
+
+/*
+ * A change of fd's length to len through real (ftruncate or ftruncate64).
+ * The regions from the lower of the two ends to the session's capacity
+ * change (or may, when another thread moves the end meanwhile): they are
+ * tracked as one write, so the copier copies them again and cuts its
+ * target back; mirrored, the target gets the same length at once.
+ */
+static int truncate_fd(int fd, off_t len, int (*real)(int, off_t))
+{
+	int p = shim_fd_tracked(fd), r, e, rc;
+	uint64_t from = (uint64_t)len;
+	struct shim_track t;
+	struct stat st;
+
+	if (p == -1)
+		return real(fd, len);
+	if (p >= 0 && shim_write_route() == SHIM_TARGET) {
+		int tfd = shim_target_fd(p, fd);
+
+		if (tfd < 0) {
+			errno = -tfd;
+			return -1;
+		}
+		return real(tfd, len);
+	}
+	e = errno;
+	shim_busy++;
+	if (fstat(fd, &st) == 0 && (uint64_t)st.st_size < from)
+		from = (uint64_t)st.st_size;
+	shim_busy--;
+	errno = e;
+	if (p >= 0 && shim_write_route() == SHIM_MIRROR)
+		shim_barrier_wait();
+	rc = p >= 0 ? shim_track_pair(p, from, SHIM_TO_END, &t)
+		    : shim_track_begin(fd, from, SHIM_TO_END, &t);
+	if (rc < 0) {
+		errno = -rc;
+		return -1;
+	}
+	if (t.active && t.hold < 0 && (uint64_t)len > shim_ctl()->hdr->pairs[t.pair].size)
+		shim_past_capacity((int)t.pair);
+	if (t.active)
+		CRASH_POINT("shim.source-write.before");
+	r = real(fd, len);
+	e = errno;
+	if (r == 0 && t.active && t.hold < 0 && shim_write_route() != SHIM_SOURCE) {
+		rc = shim_mirror_truncate((int)t.pair, fd, from, (uint64_t)len);
+		if (rc < 0) {
+			e = -rc;
+			r = -1;
+		}
+	}
+	if (t.active)
+		shim_track_end(&t);
+	errno = e;
+	return r;
+}
+
+int ftruncate(int fd, off_t len)
+{
+	if (shim_busy || len < 0)
+		return REAL(ftruncate)(fd, len);
+	return truncate_fd(fd, len, REAL(ftruncate));
+}
+
+int ftruncate64(int fd, off_t len)
+{
+	if (shim_busy || len < 0)
+		return REAL(ftruncate64)(fd, len);
+	return truncate_fd(fd, len, REAL(ftruncate64));
+}
+
+/* truncate by path: through an fd of the file, so that a source is seen
+ * whatever path names it. */
+static int truncate_path(const char *path, off_t len, int (*real)(const char *, off_t))
+{
+	int fd, r, e;
+
+	shim_busy++;
+	fd = open(path, O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	shim_busy--;
+	if (fd < 0)
+		return real(path, len); /* its own error, or not ours to see */
+	r = shim_fd_tracked(fd) == -1 ? real(path, len) : truncate_fd(fd, len, REAL(ftruncate));
+	e = errno;
+	shim_busy++;
+	close(fd);
+	shim_busy--;
+	shim_fd_forget(fd);
+	errno = e;
+	return r;
+}
+
+int truncate(const char *path, off_t len)
+{
+	if (shim_busy || len < 0)
+		return REAL(truncate)(path, len);
+	return truncate_path(path, len, REAL(truncate));
+}
+
+int truncate64(const char *path, off_t len)
+{
+	if (shim_busy || len < 0)
+		return REAL(truncate64)(path, len);
+	return truncate_path(path, len, REAL(truncate64));
 }

@@ -471,6 +471,54 @@ static void test_errno(void)
 	ok(state_errno(EIO) == -EIO, "state_errno(EIO) = -EIO");
 }
 
+/* The control record: every field back, and a record of the layout before
+ * the stop fields (48 bytes) still read, with no stop. */
+static void test_control(struct state *st)
+{
+	struct state_control k = { 0 }, g;
+	uint8_t old[48] = { 1 };
+	DBT key, val;
+	int rc;
+
+	rc = state_control_get(st, NULL, &g);
+	ok(rc == 0 && g.stopped == 0 && g.paused == 0, "control before any put: zero (rc %d)", rc);
+	k.paused = 1;
+	k.pending = SESS_COMMITTED;
+	k.pending_pid = 4321;
+	k.pending_start = UINT64_C(1) << 40;
+	k.recovered = 2;
+	k.recovered_state = SESS_SWITCHED;
+	k.rate = 777;
+	k.recovered_at = 1700000000;
+	k.stopped = 3;
+	k.stopped_size = UINT64_C(5) << 30;
+	rc = state_control_put(st, NULL, &k);
+	memset(&g, 0xee, sizeof(g));
+	rc = rc ? rc : state_control_get(st, NULL, &g);
+	ok(rc == 0 && g.paused == 1 && g.pending == SESS_COMMITTED && g.pending_pid == 4321 &&
+		   g.pending_start == k.pending_start && g.recovered == 2 &&
+		   g.recovered_state == SESS_SWITCHED && g.rate == 777 && g.recovered_at == 1700000000 &&
+		   g.stopped == 3 && g.stopped_size == k.stopped_size,
+	   "control_put/get: every field back, the stop too (rc %d)", rc);
+	memset(&key, 0, sizeof(key));
+	memset(&val, 0, sizeof(val));
+	key.data = "control";
+	key.size = 7;
+	val.data = old;
+	val.size = sizeof(old);
+	rc = st->meta->put(st->meta, NULL, &key, &val, DB_AUTO_COMMIT);
+	memset(&g, 0xee, sizeof(g));
+	rc = rc ? rc : state_control_get(st, NULL, &g);
+	ok(rc == 0 && g.paused == 1 && g.stopped == 0 && g.stopped_size == 0,
+	   "a control record without the stop fields reads as not stopped (rc %d)", rc);
+	val.size = 40;
+	rc = st->meta->put(st->meta, NULL, &key, &val, DB_AUTO_COMMIT);
+	rc = rc ? rc : state_control_get(st, NULL, &g);
+	ok(rc == -EBADMSG, "a control record of another length is refused (rc %d)", rc);
+	k = (struct state_control){ 0 };
+	state_control_put(st, NULL, &k);
+}
+
 int main(void)
 {
 	struct state st;
@@ -490,6 +538,7 @@ int main(void)
 	ok(rc == 0 && st.env && st.meta && st.dirty && st.ingest, "state_open with STATE_CREATE (rc %d)", rc);
 	if (rc == 0) {
 		test_records(&st);
+		test_control(&st);
 		test_txn(&st);
 		rc = state_close(&st);
 		ok(rc == 0 && closed(&st), "state_close (rc %d)", rc);
