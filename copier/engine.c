@@ -105,6 +105,7 @@ struct engine {
 	int ctl_lock;            /* shared attach lock on STATE/ctl.lock */
 	struct ingest in;        /* the dirty log, read at each checkpoint */
 	bool ingested;           /* the last checkpoint found log records */
+	bool repaired;           /* ... or took back a dead writer's counts */
 
 	pthread_mutex_t mu;
 	pthread_cond_t work_cv;  /* workers wait here for work */
@@ -766,7 +767,7 @@ static int checkpoint(struct engine *e, bool *changed_out)
 	}
 
 	/* writers that died mid-write hold in-flight counts: take them back */
-	ctl_repair_dead(&e->ctl);
+	e->repaired = ctl_repair_dead(&e->ctl) != 0;
 	rc = ingest_collect(&e->in, e->st);
 	if (rc < 0) {
 		report_errno("cannot read the dirty log in", e->dir, rc);
@@ -1307,8 +1308,9 @@ int engine_run(const char *dir, struct state *st, struct sess *s, const struct e
 				break;
 			if (e.state_seen == SESS_COMMITTED)
 				break; /* --follow ends with the session */
-			if (e.ingested) {
-				/* the log named regions: a whole new pass copies them
+			if (e.ingested || e.repaired) {
+				/* the log named regions, or regions a dead writer held
+				 * could not be copied: a whole new pass copies them
 				 * before a sync without --follow may end */
 				drained = false;
 				pthread_mutex_lock(&e.mu);

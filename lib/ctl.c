@@ -458,7 +458,11 @@ uint64_t ctl_proc_start(pid_t pid)
 		return 0;
 	buf[n] = '\0';
 	p = strrchr(buf, ')'); /* the command name may hold spaces */
-	if (p == NULL)
+	if (p == NULL || p[1] != ' ')
+		return 0;
+	/* field 3 is the state: a zombie (or dead) process runs no code and
+	 * finishes no write, whether or not its parent reaped it yet */
+	if (p[2] == 'Z' || p[2] == 'X' || p[2] == 'x')
 		return 0;
 	/* after ") " come fields 3..; start time is field 22 */
 	for (int field = 2; field < 22 && p != NULL; field++)

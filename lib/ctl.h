@@ -277,7 +277,10 @@ void ctl_proc_detach(struct ctl *c, int proc);
  */
 unsigned ctl_repair_dead(struct ctl *c);
 
-/* Start time of pid (clock ticks since boot), 0 when unknown. */
+/* Start time of pid (clock ticks since boot); 0 when unknown or when the
+ * process has exited (a zombie its parent has not reaped yet counts as
+ * exited: containers whose first process does not reap orphans keep them
+ * for long). */
 uint64_t ctl_proc_start(pid_t pid);
 
 /* Number of regions of pair p with DIRTY set (a scan; for status). */

@@ -961,6 +961,13 @@ static void test_proc_start(void)
 	child = fork();
 	if (child == 0)
 		_exit(0);
+	/* a zombie until reaped: wait for it to exit without reaping it */
+	{
+		siginfo_t si;
+
+		waitid(P_PID, (id_t)child, &si, WEXITED | WNOWAIT);
+	}
+	ok(ctl_proc_start(child) == 0, "ctl_proc_start of an exited, unreaped process (zombie) is 0");
 	waitpid(child, NULL, 0);
 	ok(ctl_proc_start(child) == 0, "ctl_proc_start of a reaped process is 0");
 }
