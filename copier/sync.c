@@ -31,6 +31,8 @@ static const char sync_help[] =
 	"      --follow                   after synced, keep running until the\n"
 	"                                 session is committed or aborted\n"
 	"  -h, --help                     show this help\n\n"
+	"A file source may grow up to the reserve given at setup; growing past it\n"
+	"stops the migration (exit 1 with a message; volmig abort is left).\n\n"
 	"Exit status: 0 synced, 1 failure (the message names the volume or the\n"
 	"state at fault; progress made so far is kept), 2 usage error.\n";
 

@@ -90,6 +90,7 @@ kill -TERM "$cpid" 2>/dev/null
 wait "$cpid" 2>/dev/null
 ok_if "sync drains what is left" $VOLMIG sync -s "$S" --progress-interval 0
 same "after copying, the target is the source" "$src" "$tgt"
+ok_if "verify (regions past the source's end included)" $VOLMIG verify -s "$S"
 
 # ---- synced: with no copier at all, mirroring alone keeps the target equal
 start_app "$src" "$lo" "$hi" --ops 400
