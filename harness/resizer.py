@@ -8,6 +8,8 @@ out, does one of:
     hole between the old end and the block);
   - ftruncate to a random length (shorter or longer);
   - truncate(2) by path (the same through the path);
+  - posix_fallocate a range, sometimes past the end (the file grows);
+  - append at the end found with lseek(SEEK_END) and write(2);
   - read back a random range, sometimes across the end, and compare it with
     the model (so a read sent to a target of the wrong length or content is
     caught).
@@ -101,6 +103,24 @@ def main():
             new = rng.randrange(lo, hi)
             os.truncate(path, new)
             model = model[:new] + bytes(max(0, new - len(model)))
+        elif op < 0.71:
+            off = rng.randrange(0, hi - 1)
+            n = rng.randrange(1, min(256 * 1024, hi - off))
+            os.posix_fallocate(fd, off, n)
+            if off + n > len(model):
+                model += bytes(off + n - len(model))
+        elif op < 0.75 and len(model) < hi - 64 * 1024:
+            data = rng.randbytes(rng.randrange(1, 64 * 1024))
+            end = os.lseek(fd, 0, os.SEEK_END)
+            if end != len(model):
+                print(f"resizer: lseek to the end gave {end}, want {len(model)}",
+                      file=sys.stderr)
+                ok = False
+                break
+            if os.write(fd, data) != len(data):
+                print("resizer: short append", file=sys.stderr)
+                return 1
+            model += data
         else:
             off = rng.randrange(0, len(model) + 1)
             n = rng.randrange(1, 192 * 1024)

@@ -233,17 +233,36 @@ ssize_t pwritev64v2(int fd, const struct iovec *iov, int cnt, off_t off, int fla
 		      REAL(pwritev64v2)(tfd_, iov, cnt, off, flags));
 }
 
-/* fallocate: punching, zeroing and shifting change data; plain
- * allocation does not. */
+/* fallocate: punching, zeroing and shifting change data; plain allocation
+ * changes none, except that without KEEP_SIZE past the end it makes the
+ * file longer (zeros from the old end on: tracked from there, mirrored by
+ * copying those zeros, so a target file gets the same length).  Once
+ * committed every call on a source goes to the target (nonzero span). */
 static uint64_t fallocate_span(int fd, int mode, off_t off, off_t len, uint64_t *start)
 {
+	struct stat st;
+	int saved = errno, rc;
+
 	*start = (uint64_t)off;
 	if (mode & (FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE))
 		return UINT64_MAX; /* everything from off on moves */
 	if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE))
 		return (uint64_t)len;
-	(void)fd;
-	return 0;
+	if (shim_fd_tracked(fd) == -1)
+		return 0;
+	if (shim_write_route() == SHIM_TARGET)
+		return (uint64_t)len; /* committed: whatever it does, to the target */
+	if (mode & FALLOC_FL_KEEP_SIZE)
+		return 0;
+	shim_busy++;
+	rc = fstat(fd, &st);
+	shim_busy--;
+	errno = saved;
+	if (rc < 0 || !S_ISREG(st.st_mode) || (uint64_t)off + (uint64_t)len <= (uint64_t)st.st_size)
+		return 0;
+	if ((uint64_t)st.st_size < *start)
+		*start = (uint64_t)st.st_size;
+	return (uint64_t)off + (uint64_t)len - *start;
 }
 
 /* fallocate's result as a byte count for ROUTED (0 -> len, so that it
@@ -278,6 +297,45 @@ int fallocate64(int fd, int mode, off_t off, off_t len)
 	return ROUTED(fd, start, span, NULL, 0,
 		      fa_bytes(REAL(fallocate64)(fd, mode, off, len), span),
 		      fa_bytes(REAL(fallocate64)(tfd_, mode, off, len), span)) < 0 ? -1 : 0;
+}
+
+/* posix_fallocate returns an error number; glibc does the allocation with
+ * its own system call (or by writing), which no wrapper sees: it is a plain
+ * fallocate past the end here. */
+static ssize_t pf_bytes(int r, uint64_t span)
+{
+	if (r == 0)
+		return (ssize_t)(span > SSIZE_MAX ? SSIZE_MAX : span);
+	errno = r;
+	return -1;
+}
+
+#define POSIX_FALLOCATE(real, fd, off, len)                                              \
+	({                                                                               \
+		uint64_t pf_start, pf_span;                                              \
+		ssize_t pf_r;                                                            \
+		int pf_saved = errno;                                                    \
+		if (shim_busy || (off) < 0 || (len) <= 0)                                \
+			return real((fd), (off), (len));                                 \
+		pf_span = fallocate_span((fd), 0, (off), (len), &pf_start);              \
+		if (pf_span == 0)                                                        \
+			return real((fd), (off), (len));                                 \
+		pf_r = ROUTED((fd), pf_start, pf_span, NULL, 0,                          \
+			      pf_bytes(real((fd), (off), (len)), pf_span),               \
+			      pf_bytes(real(tfd_, (off), (len)), pf_span));              \
+		int pf_e = pf_r < 0 ? errno : 0;                                         \
+		errno = pf_saved;                                                        \
+		pf_e;                                                                    \
+	})
+
+int posix_fallocate(int fd, off_t off, off_t len)
+{
+	return POSIX_FALLOCATE(REAL(posix_fallocate), fd, off, len);
+}
+
+int posix_fallocate64(int fd, off_t off, off_t len)
+{
+	return POSIX_FALLOCATE(REAL(posix_fallocate64), fd, off, len);
 }
 
 ssize_t copy_file_range(int in, off_t *in_off, int out, off_t *out_off, size_t len,
