@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -538,6 +539,11 @@ long syscall(long nr, ...)
 		return writev((int)a[0], (const struct iovec *)a[1], (int)a[2]);
 	case SYS_fallocate:
 		return fallocate((int)a[0], (int)a[1], (off_t)a[2], (off_t)a[3]);
+	case SYS_sendfile:
+		return sendfile((int)a[0], (int)a[1], (off_t *)a[2], (size_t)a[3]);
+	case SYS_splice:
+		return splice((int)a[0], (off_t *)a[1], (int)a[2], (off_t *)a[3], (size_t)a[4],
+			      (unsigned)a[5]);
 	case SYS_ftruncate:
 		return ftruncate((int)a[0], (off_t)a[1]);
 	case SYS_truncate:

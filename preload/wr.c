@@ -13,7 +13,8 @@
  * by copying the range.  ftruncate and truncate change a file source's
  * length: tracked as a write from the lower of the old and new ends to the
  * end of what the session tracks, and mirrored by cutting or growing a file
- * target to the same length.
+ * target to the same length.  sendfile and splice into a source are done
+ * with read and the tracked writes (the kernel's own would be unseen).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,7 +24,9 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <sys/ioctl.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -482,4 +485,82 @@ int truncate64(const char *path, off_t len)
 	if (shim_busy || len < 0)
 		return REAL(truncate64)(path, len);
 	return truncate_path(path, len, REAL(truncate64));
+}
+
+/*
+ * sendfile and splice into a source: the kernel would write the file with no
+ * call the shim sees, so the bytes are moved here instead, through read and
+ * the tracked write family (I8: never an untracked write).  Returns what the
+ * call would: bytes moved, or -1 with errno when nothing was.
+ */
+#define RELAY_BUF (64 * 1024)
+
+static ssize_t relay(int out, off_t *out_off, int in, off_t *in_off, size_t count)
+{
+	char *buf = malloc(RELAY_BUF);
+	size_t done = 0;
+	int err = 0;
+
+	if (buf == NULL) {
+		errno = ENOMEM;
+		return -1;
+	}
+	while (done < count) {
+		size_t k = count - done < RELAY_BUF ? count - done : RELAY_BUF;
+		ssize_t r = in_off != NULL ? pread(in, buf, k, *in_off) : read(in, buf, k);
+		ssize_t w;
+
+		if (r < 0 && errno == EINTR && done == 0)
+			continue;
+		if (r <= 0) {
+			err = r < 0 ? errno : 0;
+			break;
+		}
+		w = out_off != NULL ? pwrite(out, buf, (size_t)r, *out_off) : write(out, buf, (size_t)r);
+		if (w < 0) {
+			err = errno;
+			w = 0;
+		}
+		if (w < r && in_off == NULL) {
+			/* give back what was read and not written (a file; a pipe
+			 * cannot take it back, as the kernel's own splice) */
+			int saved = errno;
+			(void)lseek(in, (off_t)(w - r), SEEK_CUR);
+			errno = saved;
+		}
+		if (in_off != NULL)
+			*in_off += w;
+		if (out_off != NULL)
+			*out_off += w;
+		done += (size_t)w;
+		if (w < r)
+			break;
+	}
+	free(buf);
+	if (done == 0 && err != 0) {
+		errno = err;
+		return -1;
+	}
+	return (ssize_t)done;
+}
+
+ssize_t sendfile(int out, int in, off_t *offset, size_t count)
+{
+	if (shim_busy || shim_fd_tracked(out) == -1)
+		return REAL(sendfile)(out, in, offset, count);
+	return relay(out, NULL, in, offset, count);
+}
+
+ssize_t sendfile64(int out, int in, off_t *offset, size_t count)
+{
+	if (shim_busy || shim_fd_tracked(out) == -1)
+		return REAL(sendfile64)(out, in, offset, count);
+	return relay(out, NULL, in, offset, count);
+}
+
+ssize_t splice(int in, off_t *in_off, int out, off_t *out_off, size_t len, unsigned flags)
+{
+	if (shim_busy || shim_fd_tracked(out) == -1)
+		return REAL(splice)(in, in_off, out, out_off, len, flags);
+	return relay(out, out_off, in, in_off, len);
 }

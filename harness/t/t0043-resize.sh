@@ -153,6 +153,30 @@ $VOLMIG commit -s "$S" >/dev/null 2>&1 && not_ok "commit of a stopped session is
 ok_if "abort of the stopped session" $VOLMIG abort -s "$S"
 same "the source holds every write of the program" "$SCRATCH/model2" "$src2"
 
+# ---- sendfile and splice into a source (the kernel would write it unseen):
+# in the synced state with no copier, the target must get the same bytes
+S="$SCRATCH/state4"
+src4="$SCRATCH/src4.img" tgt4="$SCRATCH/tgt4.img"
+make_random "$src4" 2
+make_random "$SCRATCH/data" 1
+ok_if "setup --reserve 1M" $VOLMIG setup -s "$S" --source "$src4" --target "$tgt4" \
+	--region-size 64k --reserve 1M
+ok_if "sync" $VOLMIG sync -s "$S" --progress-interval 0
+ok_if "sendfile and splice into the source, the last one past its end" \
+	$VOLMIG exec -s "$S" -- python3 - "$src4" "$SCRATCH/data" <<'EOF'
+import os, sys
+out = os.open(sys.argv[1], os.O_RDWR)
+data = os.open(sys.argv[2], os.O_RDONLY)
+os.lseek(out, 300000, os.SEEK_SET)
+assert os.sendfile(out, data, 1000, 100000) == 100000
+r, w = os.pipe()
+os.write(w, os.pread(data, 50000, 200000))
+assert os.splice(r, out, 50000, offset_dst=700000) == 50000
+os.lseek(out, 0, os.SEEK_END)
+assert os.sendfile(out, data, 0, 300000) == 300000
+EOF
+same "the target got the sendfile and splice bytes, and the length" "$src4" "$tgt4"
+
 # ---- a block-device target: it must hold the reserve; zeros past the end
 if loops_available; then
 	S="$SCRATCH/state3"
