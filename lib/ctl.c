@@ -109,10 +109,19 @@ int ctl_lock_untracked(int fd)
 int ctl_lock_length(int fd, int type)
 {
 	struct flock fl = { .l_type = (short)type, .l_whence = SEEK_SET, .l_start = 2, .l_len = 1 };
+	struct timespec ts = { .tv_nsec = 50000 };
 
-	while (fcntl(fd, F_OFD_SETLKW, &fl) < 0) {
-		if (errno != EINTR)
+	/* Polled, not F_OFD_SETLKW: a wait in the kernel is invisible to
+	 * tools that run one thread at a time (valgrind does not know the OFD
+	 * waiting command and would keep every other thread, the holders
+	 * included, from running).  Held exclusive only briefly or by a
+	 * commit; 50 us doubling to 10 ms between tries. */
+	while (fcntl(fd, F_OFD_SETLK, &fl) < 0) {
+		if (errno != EACCES && errno != EAGAIN && errno != EINTR)
 			return -errno;
+		nanosleep(&ts, NULL);
+		if (ts.tv_nsec < 10000000)
+			ts.tv_nsec *= 2;
 	}
 	return 0;
 }

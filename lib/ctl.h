@@ -163,7 +163,7 @@ int ctl_lock_untracked_drain(int fd, unsigned wait_ms);
 
 /*
  * The target lock, byte 2 of the same file (type F_RDLCK, F_WRLCK or
- * F_UNLCK; waits).  The copier holds it shared, on an open of the file of
+ * F_UNLCK; waits, polling).  The copier holds it shared, on an open of the file of
  * each thread's own, around every region copy; it is held exclusive to cut
  * a file target back to its source's length and by a commit from its
  * barrier until the committed state is announced.  So no target is cut

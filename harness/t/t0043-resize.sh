@@ -129,6 +129,9 @@ make_random "$src2" 4
 ok_if "setup --reserve 1M" $VOLMIG setup -s "$S" --source "$src2" --target "$tgt2" \
 	--region-size 64k --reserve 1M
 start_copier
+# the control block exists once the copier runs: from then on the shim
+# tracks (before it, writes are held off, not tracked, and say nothing)
+for _ in $(seq 1200); do state_is setup || break; sleep 0.05; done
 start_app "$src2" "$MIB" "$((5 * MIB - 4096))" --ops 60 --over 65536 --model "$SCRATCH/model2"
 wait "$apid"
 rc=$?
