@@ -106,13 +106,12 @@ static uint64_t source_size(const struct sess_pair *p)
 	return p->size;
 }
 
-/* Bytes of pair i brought in sync so far: regions below the cursor. */
-static uint64_t synced_bytes(const struct sess *s, uint32_t i, uint64_t cursor, uint64_t size)
+/* Bytes of a pair of size bytes brought in sync so far: regions below the
+ * cursor. */
+static uint64_t synced_bytes(const struct sess *s, uint64_t cursor, uint64_t size)
 {
 	uint64_t b = cursor << s->region_shift;
 
-	(void)s;
-	(void)i;
 	return b > size ? size : b;
 }
 
@@ -198,7 +197,7 @@ int cmd_status(int argc, char **argv)
 		recopied += d->prog[i].bytes_recopied;
 		sizes[i] = source_size(&s.pairs[i]);
 		size_total += sizes[i];
-		synced_total += synced_bytes(&s, i, d->prog[i].cursor, sizes[i]);
+		synced_total += synced_bytes(&s, d->prog[i].cursor, sizes[i]);
 	}
 	stop = stop_text(&s, &d->control, stopbuf, sizeof(stopbuf));
 
@@ -230,7 +229,7 @@ int cmd_status(int argc, char **argv)
 			       (unsigned long long)d->dirty[i],
 			       (unsigned long long)region_count(sess_capacity(p), s.region_shift),
 			       (unsigned long long)d->prog[i].cursor,
-			       (unsigned long long)synced_bytes(&s, i, d->prog[i].cursor, sizes[i]),
+			       (unsigned long long)synced_bytes(&s, d->prog[i].cursor, sizes[i]),
 			       (unsigned long long)d->mirror_errors[i]);
 		}
 		printf("],\"bytes_copied\":%llu,\"bytes_recopied\":%llu,\"resumes\":%llu,"
@@ -265,7 +264,7 @@ int cmd_status(int argc, char **argv)
 		printf("\nregion size %s\n", size_format(UINT64_C(1) << s.region_shift, rs, sizeof(rs)));
 		for (uint32_t i = 0; i < s.npairs; i++) {
 			const struct sess_pair *p = &s.pairs[i];
-			uint64_t sb = synced_bytes(&s, i, d->prog[i].cursor, sizes[i]);
+			uint64_t sb = synced_bytes(&s, d->prog[i].cursor, sizes[i]);
 
 			printf("pair %u      %s -> %s\n", i, p->source, p->target);
 			printf("            %s of %s copied (%.1f%%), %llu dirty region%s\n",

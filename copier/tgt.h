@@ -30,7 +30,7 @@ int tgt_extend(int fd, uint64_t upto);
  * longer.  Takes the target lock exclusive on lock_fd unless locked is set
  * (the caller holds it), and cuts only if may_cut(arg) says so once it is
  * held (false once the session is committed: the target is then the
- * volume).  1 when cut, 0 when nothing was to do, -errno.
+ * volume; NULL: always).  1 when cut, 0 when nothing was to do, -errno.
  */
 int tgt_trim(int lock_fd, bool locked, int src, int tgt, bool (*may_cut)(void *), void *arg);
 

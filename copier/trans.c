@@ -349,13 +349,6 @@ static int commit_copy(struct ctl *c, const struct sess *s, struct commit_vol *v
 	return ctl_copy_end(c, p, r);
 }
 
-/* The commit cuts targets back before it records anything. */
-static bool not_committed(void *c)
-{
-	(void)c;
-	return true;
-}
-
 /*
  * With every dirty region copied and the target lock held: a file source
  * past its capacity stops the migration (-EFBIG); a file target longer than
@@ -364,8 +357,7 @@ static bool not_committed(void *c)
  * added, or -errno (reported).
  */
 static int commit_lengths(const char *dir, struct state *st, const struct sess *s,
-			  const struct ctl *c, struct commit_vol *v, int lock_fd,
-			  struct region_map *todo)
+			  struct commit_vol *v, int lock_fd, struct region_map *todo)
 {
 	int added = 0;
 
@@ -386,7 +378,7 @@ static int commit_lengths(const char *dir, struct state *st, const struct sess *
 		if (sp->target_id.kind != SESS_KIND_FILE || a.st_size == b.st_size)
 			continue;
 		if (b.st_size > a.st_size) {
-			rc = tgt_trim(lock_fd, true, v[i].src, v[i].tgt, not_committed, (void *)c);
+			rc = tgt_trim(lock_fd, true, v[i].src, v[i].tgt, NULL, NULL);
 			if (rc < 0) {
 				report_errno("cannot cut back target", sp->target, rc);
 				return rc;
@@ -512,7 +504,7 @@ again:
 			goto rollback;
 		}
 	}
-	rc = commit_lengths(dir, st, s, &c, v, lock_fd, todo);
+	rc = commit_lengths(dir, st, s, v, lock_fd, todo);
 	if (rc < 0)
 		goto rollback;
 	if (rc > 0) {

@@ -126,40 +126,18 @@ out:
 
 int cmd_verify(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "state", required_argument, NULL, 's' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *dir_arg = NULL, *dir;
+	const char *dir;
 	struct verify_data *d = NULL;
 	uint64_t regions = 0, bytes = 0, total = 0;
 	struct state st;
 	struct sess s;
-	int c, rc, ret = EXIT_FAIL;
+	int rc, ret = EXIT_FAIL;
 	char hb[32];
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "s:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 's':
-			dir_arg = optarg;
-			break;
-		case 'h':
-			cli_usage(true, verify_help);
-			return EXIT_OK;
-		default:
-			cli_usage(false, verify_help);
-			return EXIT_USAGE;
-		}
-	}
-	dir = cli_state_dir(dir_arg);
-	if (dir == NULL || optind != argc) {
-		log_err(dir == NULL ? "no state directory: give -s DIR or set VOLMIG_STATE"
-				    : "unexpected argument");
-		cli_usage(false, verify_help);
-		return EXIT_USAGE;
-	}
+	dir = cli_parse_dir(argc, argv, verify_help, NULL, NULL, &ret);
+	if (dir == NULL)
+		return ret;
+	ret = EXIT_FAIL;
 	if (session_open(dir, &st, &s) < 0)
 		return EXIT_FAIL;
 	d = calloc(1, sizeof(*d));

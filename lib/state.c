@@ -392,9 +392,10 @@ int state_dirty_del(struct state *st, DB_TXN *txn, uint32_t pair, uint64_t regio
 	return rc == DB_NOTFOUND ? 0 : state_errno(rc);
 }
 
-/* Walk the dirty regions of one pair, calling fn for each. */
+/* Walk the dirty regions of one pair, calling fn (unless NULL) for each
+ * and, with del, removing it. */
 static int dirty_walk(struct state *st, DB_TXN *txn, uint32_t pair,
-		      void (*fn)(uint64_t region, void *arg), void *arg)
+		      void (*fn)(uint64_t region, void *arg), void *arg, bool del)
 {
 	DBC *cur = NULL;
 	uint8_t k[12];
@@ -421,7 +422,10 @@ static int dirty_walk(struct state *st, DB_TXN *txn, uint32_t pair,
 			break;
 		for (int i = 0; i < 8; i++)
 			region = region << 8 | k[4 + i];
-		fn(region, arg);
+		if (fn != NULL)
+			fn(region, arg);
+		if (del && (dbrc = cur->del(cur, 0)) != 0)
+			break;
 	}
 	if (dbrc != 0 && dbrc != DB_NOTFOUND)
 		rc = state_errno(dbrc);
@@ -451,7 +455,7 @@ int state_dirty_load(struct state *st, DB_TXN *txn, uint32_t pair, struct region
 	struct dirty_load_arg a = { .m = m };
 	int rc;
 
-	rc = dirty_walk(st, txn, pair, dirty_load_one, &a);
+	rc = dirty_walk(st, txn, pair, dirty_load_one, &a, false);
 	if (beyond != NULL)
 		*beyond = a.beyond;
 	return rc;
@@ -462,43 +466,14 @@ int state_dirty_count(struct state *st, DB_TXN *txn, uint32_t pair, uint64_t *n)
 	struct dirty_load_arg a = { .m = NULL };
 	int rc;
 
-	rc = dirty_walk(st, txn, pair, dirty_load_one, &a);
+	rc = dirty_walk(st, txn, pair, dirty_load_one, &a, false);
 	*n = a.beyond;
 	return rc;
 }
 
 int state_dirty_clear(struct state *st, DB_TXN *txn, uint32_t pair)
 {
-	DBC *cur = NULL;
-	uint8_t k[12];
-	DBT key, val;
-	int rc, dbrc;
-
-	rc = state_errno(st->dirty->cursor(st->dirty, txn, &cur, 0));
-	if (rc < 0)
-		return rc;
-	dirty_key(k, pair, 0);
-	key = (DBT){ .data = k, .size = sizeof(k), .ulen = sizeof(k), .flags = DB_DBT_USERMEM };
-	val = (DBT){ .flags = DB_DBT_PARTIAL };
-	for (dbrc = cur->get(cur, &key, &val, DB_SET_RANGE); dbrc == 0;
-	     dbrc = cur->get(cur, &key, &val, DB_NEXT)) {
-		uint32_t p;
-
-		if (key.size != sizeof(k)) {
-			rc = -EBADMSG;
-			break;
-		}
-		p = (uint32_t)k[0] << 24 | (uint32_t)k[1] << 16 | (uint32_t)k[2] << 8 | k[3];
-		if (p != pair)
-			break;
-		dbrc = cur->del(cur, 0);
-		if (dbrc != 0)
-			break;
-	}
-	if (rc == 0 && dbrc != 0 && dbrc != DB_NOTFOUND)
-		rc = state_errno(dbrc);
-	cur->close(cur);
-	return rc;
+	return dirty_walk(st, txn, pair, NULL, NULL, true);
 }
 
 int state_ingest_get2(struct state *st, DB_TXN *txn, const char *segment, uint64_t *off,

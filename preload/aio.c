@@ -163,6 +163,21 @@ static bool is_rw(const struct iocb *cb)
 	       cb->aio_lio_opcode == IOCB_CMD_PREADV;
 }
 
+/* Send cb, an I/O on fd (the source of pair), to the target instead; its
+ * fd is given back at completion.  0 or -errno. */
+static int redirect(struct iocb *cb, aio_context_t ctx, int pair, int fd)
+{
+	struct shim_track none = { .hold = -1 };
+	int tfd = shim_target_fd(pair, fd), rc;
+
+	if (tfd < 0)
+		return tfd;
+	rc = insert(cb, ctx, &none, fd);
+	if (rc == 0)
+		cb->aio_fildes = (uint32_t)tfd;
+	return rc;
+}
+
 /*
  * Track the writes among ios[0..nr), submit them with `submit`, untrack the
  * ones the kernel did not take.  Returns what submit returned, or -errno
@@ -178,7 +193,7 @@ static long tracked_submit(aio_context_t ctx, long nr, struct iocb **ios,
 	for (i = 0; i < nr; i++) {
 		struct shim_track t = { .hold = -1 };
 		struct iocb_info info;
-		int fd, pair, tfd;
+		int fd, pair;
 
 		/* reads and writes the kernel will refuse are left to it */
 		if (ios[i] == NULL || iocb_classify(ios[i], &info) < 0 || info.kind == IOCB_OTHER)
@@ -189,15 +204,8 @@ static long tracked_submit(aio_context_t ctx, long nr, struct iocb **ios,
 			pair = shim_source_pair(fd);
 			if (pair < 0 || !shim_read_from_target(pair, info.off, info.len))
 				continue;
-			tfd = shim_target_fd(pair, fd);
-			if (tfd < 0) {
-				rc = tfd;
+			if ((rc = redirect(ios[i], ctx, pair, fd)) < 0)
 				break;
-			}
-			rc = insert(ios[i], ctx, &t, fd);
-			if (rc < 0)
-				break;
-			ios[i]->aio_fildes = (uint32_t)tfd;
 			continue;
 		}
 		pair = shim_fd_tracked(fd);
@@ -205,15 +213,8 @@ static long tracked_submit(aio_context_t ctx, long nr, struct iocb **ios,
 			continue;
 		if (pair >= 0 && shim_write_route() == SHIM_TARGET) {
 			/* committed: the target only */
-			tfd = shim_target_fd(pair, fd);
-			if (tfd < 0) {
-				rc = tfd;
+			if ((rc = redirect(ios[i], ctx, pair, fd)) < 0)
 				break;
-			}
-			rc = insert(ios[i], ctx, &t, fd);
-			if (rc < 0)
-				break;
-			ios[i]->aio_fildes = (uint32_t)tfd;
 			continue;
 		}
 		if (pair >= 0 && shim_write_route() == SHIM_MIRROR)

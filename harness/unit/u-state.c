@@ -519,6 +519,36 @@ static void test_control(struct state *st)
 	state_control_put(st, NULL, &k);
 }
 
+static int clear_txn(struct state *st, DB_TXN *txn, void *arg)
+{
+	return state_dirty_clear(st, txn, *(uint32_t *)arg);
+}
+
+/* Clearing one pair's dirty set removes all of it and nothing of the pairs
+ * on either side (the keys of one pair are a range of the btree). */
+static void test_dirty_clear(struct state *st)
+{
+	uint64_t n0 = 0, n1 = 0, n2 = 0;
+	int rc = 0;
+
+	for (uint64_t r = 0; rc == 0 && r < 300; r += 3) {
+		rc = state_dirty_add(st, NULL, 20, r);
+		rc = rc ? rc : state_dirty_add(st, NULL, 21, r * 7);
+		rc = rc ? rc : state_dirty_add(st, NULL, 22, r);
+	}
+	rc = rc ? rc : state_txn(st, clear_txn, &(uint32_t){ 21 });
+	rc = rc ? rc : state_dirty_count(st, NULL, 20, &n0);
+	rc = rc ? rc : state_dirty_count(st, NULL, 21, &n1);
+	rc = rc ? rc : state_dirty_count(st, NULL, 22, &n2);
+	ok(rc == 0 && n0 == 100 && n1 == 0 && n2 == 100,
+	   "dirty_clear of pair 21: 0 left of 100, pairs 20 and 22 keep 100 each (%llu %llu %llu, "
+	   "rc %d)", (unsigned long long)n0, (unsigned long long)n1, (unsigned long long)n2, rc);
+	rc = state_txn(st, clear_txn, &(uint32_t){ 23 });
+	ok(rc == 0, "dirty_clear of a pair with no dirty region (rc %d)", rc);
+	state_txn(st, clear_txn, &(uint32_t){ 20 });
+	state_txn(st, clear_txn, &(uint32_t){ 22 });
+}
+
 int main(void)
 {
 	struct state st;
@@ -539,6 +569,7 @@ int main(void)
 	if (rc == 0) {
 		test_records(&st);
 		test_control(&st);
+		test_dirty_clear(&st);
 		test_txn(&st);
 		rc = state_close(&st);
 		ok(rc == 0 && closed(&st), "state_close (rc %d)", rc);
