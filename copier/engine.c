@@ -758,6 +758,9 @@ static int checkpoint(struct engine *e, bool *changed_out)
 	bool changed = false;
 	int rc;
 
+	/* writers that died mid-write hold in-flight counts: take them back */
+	e->repaired = ctl_repair_dead(&e->ctl) != 0;
+	/* after the repair: cutting a target back may wait for a commit */
 	rc = check_sizes(e);
 	if (rc < 0) {
 		pthread_mutex_lock(&e->mu);
@@ -765,9 +768,6 @@ static int checkpoint(struct engine *e, bool *changed_out)
 		pthread_mutex_unlock(&e->mu);
 		return rc;
 	}
-
-	/* writers that died mid-write hold in-flight counts: take them back */
-	e->repaired = ctl_repair_dead(&e->ctl) != 0;
 	rc = ingest_collect(&e->in, e->st);
 	if (rc < 0) {
 		report_errno("cannot read the dirty log in", e->dir, rc);

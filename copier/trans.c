@@ -482,6 +482,10 @@ static int commit_run(const char *dir, struct state *st, struct sess *s)
 again:
 	while (left > 0) {
 		passes++;
+		/* a writer that died mid-write holds in-flight counts that would
+		 * keep its regions raced: take them back (the copier does too,
+		 * but a commit may run with no copier) */
+		ctl_repair_dead(&c);
 		left = 0;
 		for (uint32_t i = 0; i < s->npairs; i++) {
 			for (uint64_t r = region_map_next_set(&todo[i], 0); r < todo[i].nbits;
