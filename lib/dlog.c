@@ -202,6 +202,8 @@ int dlog_writer_create(struct dlog_writer *w, int dirfd, const char *path, uint6
 	atomic_init(&w->durable, DLOG_HDR_SIZE);
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_mutex_init(&w->sync_mu, NULL);
+	pthread_cond_init(&w->sync_cv, NULL);
+	w->syncing = false;
 	return 0;
 
 fail:
@@ -217,6 +219,7 @@ void dlog_writer_close(struct dlog_writer *w)
 		close(w->fd);
 		pthread_mutex_destroy(&w->mu);
 		pthread_mutex_destroy(&w->sync_mu);
+		pthread_cond_destroy(&w->sync_cv);
 	}
 	w->fd = -1;
 }
@@ -283,18 +286,33 @@ int dlog_append(struct dlog_writer *w, uint32_t pair, uint64_t first, uint32_t c
 			CRASH_POINT("dlog.flush.after");
 		return rc;
 	}
-	/* group commit: one fdatasync covers every record written before it */
+	/* group commit: one fdatasync covers every record written before it.
+	 * A waiter returns as soon as its record is durable, whoever synced
+	 * it: all the waiters a sync covers are woken at once, and none of
+	 * them waits on for a later sync it does not need. */
 	if (atomic_load_explicit(&w->durable, memory_order_acquire) >= end)
 		return 0;
 	pthread_mutex_lock(&w->sync_mu);
-	if (atomic_load_explicit(&w->durable, memory_order_acquire) < end) {
-		uint64_t upto = atomic_load_explicit(&w->written, memory_order_acquire);
+	while (atomic_load_explicit(&w->durable, memory_order_acquire) < end) {
+		uint64_t upto;
 
+		if (w->syncing) {
+			pthread_cond_wait(&w->sync_cv, &w->sync_mu);
+			continue;
+		}
+		w->syncing = true;
+		upto = atomic_load_explicit(&w->written, memory_order_acquire);
+		pthread_mutex_unlock(&w->sync_mu);
 		rc = datasync(w->fd);
+		pthread_mutex_lock(&w->sync_mu);
+		w->syncing = false;
 		if (rc == 0) {
 			atomic_store_explicit(&w->durable, upto, memory_order_release);
 			CRASH_POINT("dlog.flush.after");
 		}
+		pthread_cond_broadcast(&w->sync_cv);
+		if (rc < 0)
+			break; /* a waiter still uncovered tries its own sync */
 	}
 	pthread_mutex_unlock(&w->sync_mu);
 	return rc;

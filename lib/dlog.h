@@ -105,7 +105,9 @@ struct dlog_writer {
 	uint64_t salt;
 	bool sync_each;          /* durability sync: fdatasync per record */
 	pthread_mutex_t mu;      /* orders appends (slot, pwrite) */
-	pthread_mutex_t sync_mu; /* one group-commit leader at a time */
+	pthread_mutex_t sync_mu; /* guards syncing; sync_cv's mutex */
+	pthread_cond_t sync_cv;  /* broadcast when a group-commit sync ends */
+	bool syncing;            /* a group-commit leader is in fdatasync */
 	uint64_t tail;           /* next free offset (under mu) */
 	uint64_t prealloc_end;   /* preallocated up to here (under mu) */
 	_Atomic uint64_t written;  /* records below were handed to the kernel */

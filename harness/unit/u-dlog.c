@@ -849,6 +849,7 @@ struct app_arg {
 	int n;
 	int fails;
 	int first_rc;
+	int early; /* group commit: returned before its record was durable */
 };
 
 static uint32_t app_count(uint32_t i)
@@ -861,10 +862,14 @@ static void *app_main(void *arg)
 	struct app_arg *a = arg;
 
 	for (uint32_t i = 0; i < (uint32_t)a->n; i++) {
+		/* the record goes after every record written before the call */
+		uint64_t end = atomic_load(&a->w->written) + DLOG_REC_SIZE;
 		int rc = dlog_append(a->w, a->t, ((uint64_t)a->t << 32) | i, app_count(i));
 
 		if (rc != 0 && a->fails++ == 0)
 			a->first_rc = rc;
+		if (rc == 0 && !a->w->sync_each && atomic_load(&a->w->durable) < end)
+			a->early++;
 	}
 	return NULL;
 }
@@ -912,7 +917,7 @@ static void writer_run(const char *dir, bool sync_each, int nthreads, int per_th
 	char path[PATH_MAX];
 	uint8_t *b = NULL;
 	size_t len = 0, total = (size_t)nthreads * (size_t)per_thread, n, missing = 0;
-	int dfd, rc, started = 0, fails = 0, first_rc = 0;
+	int dfd, rc, started = 0, fails = 0, first_rc = 0, early = 0;
 	uint64_t pid = (uint64_t)getpid();
 
 	snprintf(path, sizeof(path), "%s/%d-%s.seg", dir, (int)getpid(), sync_each ? "s" : "g");
@@ -940,10 +945,14 @@ static void writer_run(const char *dir, bool sync_each, int nthreads, int per_th
 		if (a[t].fails && fails == 0)
 			first_rc = a[t].first_rc;
 		fails += a[t].fails;
+		early += a[t].early;
 	}
 	ok(started == nthreads && fails == 0,
 	   "%s: %d threads x %d appends all returned 0 (%d threads, %d failed, first rc %d)", mode,
 	   nthreads, per_thread, started, fails, first_rc);
+	if (!sync_each)
+		ok(early == 0, "group commit: no append returned before a sync covered its record (%d did)",
+		   early);
 	if (!sync_each)
 		ok(atomic_load(&w.durable) == DLOG_HDR_SIZE + total * DLOG_REC_SIZE &&
 			   atomic_load(&w.written) == atomic_load(&w.durable),
