@@ -204,6 +204,7 @@ int dlog_writer_create(struct dlog_writer *w, int dirfd, const char *path, uint6
 	pthread_mutex_init(&w->sync_mu, NULL);
 	pthread_cond_init(&w->sync_cv, NULL);
 	w->syncing = false;
+	atomic_init(&w->broken, false);
 	return 0;
 
 fail:
@@ -250,6 +251,10 @@ int dlog_append(struct dlog_writer *w, uint32_t pair, uint64_t first, uint32_t c
 	int rc = 0;
 
 	pthread_mutex_lock(&w->mu);
+	if (atomic_load_explicit(&w->broken, memory_order_acquire)) {
+		pthread_mutex_unlock(&w->mu);
+		return -EIO;
+	}
 	if (w->tail + DLOG_REC_SIZE > w->prealloc_end) {
 		rc = -posix_fallocate(w->fd, (off_t)w->prealloc_end, DLOG_PREALLOC);
 		if (rc == 0)
@@ -282,6 +287,11 @@ int dlog_append(struct dlog_writer *w, uint32_t pair, uint64_t first, uint32_t c
 
 	if (w->sync_each) {
 		rc = datasync(w->fd);
+		if (rc < 0)
+			atomic_store_explicit(&w->broken, true, memory_order_release);
+		else if (atomic_load_explicit(&w->broken, memory_order_acquire))
+			rc = -EIO; /* another thread's sync failed: ours may have
+				    * found the error already reported */
 		if (rc == 0)
 			CRASH_POINT("dlog.flush.after");
 		return rc;
@@ -296,6 +306,10 @@ int dlog_append(struct dlog_writer *w, uint32_t pair, uint64_t first, uint32_t c
 	while (atomic_load_explicit(&w->durable, memory_order_acquire) < end) {
 		uint64_t upto;
 
+		if (atomic_load_explicit(&w->broken, memory_order_acquire)) {
+			rc = -EIO;
+			break;
+		}
 		if (w->syncing) {
 			pthread_cond_wait(&w->sync_cv, &w->sync_mu);
 			continue;
@@ -309,10 +323,12 @@ int dlog_append(struct dlog_writer *w, uint32_t pair, uint64_t first, uint32_t c
 		if (rc == 0) {
 			atomic_store_explicit(&w->durable, upto, memory_order_release);
 			CRASH_POINT("dlog.flush.after");
+		} else {
+			atomic_store_explicit(&w->broken, true, memory_order_release);
 		}
 		pthread_cond_broadcast(&w->sync_cv);
 		if (rc < 0)
-			break; /* a waiter still uncovered tries its own sync */
+			break; /* the waiters it left uncovered see `broken` */
 	}
 	pthread_mutex_unlock(&w->sync_mu);
 	return rc;

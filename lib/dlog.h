@@ -108,6 +108,7 @@ struct dlog_writer {
 	pthread_mutex_t sync_mu; /* guards syncing; sync_cv's mutex */
 	pthread_cond_t sync_cv;  /* broadcast when a group-commit sync ends */
 	bool syncing;            /* a group-commit leader is in fdatasync */
+	_Atomic bool broken;     /* an fdatasync failed: nothing new is durable */
 	uint64_t tail;           /* next free offset (under mu) */
 	uint64_t prealloc_end;   /* preallocated up to here (under mu) */
 	_Atomic uint64_t written;  /* records below were handed to the kernel */
@@ -132,6 +133,10 @@ void dlog_writer_close(struct dlog_writer *w);
  * written for lack of space but the loss of tracking of the pair is durable
  * in the header (the caller may go on; the copier re-copies the pair);
  * -errno when neither is durable (the caller must fail its write).
+ * Once an fdatasync of the segment has failed, no record that was not
+ * durable before it is trusted again (the kernel may have dropped the pages
+ * and reports the error to one caller only): those appends and every later
+ * one return -EIO.
  * Thread-safe.  The shim calls it only for clean-to-dirty transitions.
  */
 int dlog_append(struct dlog_writer *w, uint32_t pair, uint64_t first, uint32_t count);

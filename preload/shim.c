@@ -470,6 +470,19 @@ void shim_past_capacity(int pair)
 		  (unsigned long long)size, shim_source_path(pair, name, sizeof(name)));
 }
 
+/* Say once that a write failed because its intent could not be logged. */
+static void log_failed(int rc)
+{
+	static _Atomic bool said;
+
+	if (atomic_exchange_explicit(&said, true, memory_order_relaxed))
+		return;
+	shim_warn("the dirty log in %s/log cannot be written or flushed (%s): a write to a "
+		  "region not yet dirty fails (after a failed flush, until the program is "
+		  "restarted)",
+		  S.dir, strerror(-rc));
+}
+
 /* Count a write of len bytes at off to the source of pair in flight and make
  * the intent of its clean regions durable.  Caller holds shim_busy. */
 static int track_regions(int pair, uint64_t off, uint64_t len, struct shim_track *t)
@@ -495,6 +508,7 @@ static int track_regions(int pair, uint64_t off, uint64_t len, struct shim_track
 			rc = dlog_append(w, t->pair, lo, (uint32_t)(hi - lo + 1));
 		if (rc < 0) {
 			ctl_wend(&S.ctl, S.proc, t->pair, t->first, t->n, t->entry);
+			log_failed(rc);
 			return rc;
 		}
 		/* rc 1: tracking lost but durably flagged; the copier re-copies */

@@ -1086,6 +1086,38 @@ static void test_writer_growth(void)
 	unlink(path);
 }
 
+/* A failed fdatasync is sticky: the append it was for fails with the real
+ * errno, and every later append fails with EIO, even once the fd could be
+ * synced again (the kernel reports a writeback error once, to one caller).
+ * /dev/null takes the record's pwrite and refuses fdatasync (EINVAL). */
+static void test_sync_failure(bool sync_each)
+{
+	const char *mode = sync_each ? "sync_each" : "group commit";
+	char path[PATH_MAX];
+	struct dlog_writer w;
+	int rc, null, real, r1, r2, r3;
+
+	snprintf(path, sizeof(path), "%s/syncfail-%d.seg", scratch, (int)sync_each);
+	rc = dlog_writer_create(&w, -1, path, 5, 6, 7, sync_each);
+	ok(rc == 0, "%s, failed sync: create (rc %d)", mode, rc);
+	if (rc < 0)
+		return;
+	null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	r1 = dlog_append(&w, 0, 1, 1);
+	real = w.fd;
+	w.fd = null;
+	r2 = dlog_append(&w, 0, 2, 1);
+	w.fd = real;
+	r3 = dlog_append(&w, 0, 3, 1);
+	ok(null >= 0 && r1 == 0 && r2 == -EINVAL && r3 == -EIO,
+	   "%s: an append before the failed sync returns 0, the one it was for its errno, the next "
+	   "-EIO on a sound fd (%d, %d, %d)", mode, r1, r2, r3);
+	if (null >= 0)
+		close(null);
+	dlog_writer_close(&w);
+	unlink(path);
+}
+
 static void on_last(const struct dlog_rec *r, void *arg)
 {
 	struct dlog_rec *last = arg;
@@ -1286,6 +1318,8 @@ int main(void)
 	writer_run(scratch, true, 4, 50);
 	test_writer_create();
 	test_writer_growth();
+	test_sync_failure(false);
+	test_sync_failure(true);
 	test_full_disk();
 	test_seg_name();
 
