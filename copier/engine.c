@@ -105,6 +105,7 @@ struct engine {
 	int ctl_lock;            /* shared attach lock on STATE/ctl.lock */
 	struct ingest in;        /* the dirty log, read at each checkpoint */
 	bool ingested;           /* the last checkpoint found log records */
+	bool lost_seen;          /* ... or a writer's flag of lost tracking */
 	bool repaired;           /* ... or took back a dead writer's counts */
 
 	pthread_mutex_t mu;
@@ -717,6 +718,7 @@ static void ingest_apply(struct engine *e)
 			ingest_mark(e, i, r);
 	}
 	e->ingested = e->in.nrecs != 0 || e->in.lost_new != 0;
+	e->lost_seen = e->in.lost_new != 0;
 }
 
 /*
@@ -1191,6 +1193,7 @@ int engine_run(const char *dir, struct state *st, struct sess *s, const struct e
 	double last_ckpt, last_dur = 0, last_prog, rate_t, interval = (double)o->checkpoint_us / 1e6;
 	uint64_t rate_b = 0;
 	unsigned passes_at_sync = 0;
+	bool backlog = true; /* the first checkpoint reads what was logged before */
 	int rc;
 
 	pthread_mutex_init(&e.mu, NULL);
@@ -1306,12 +1309,20 @@ int engine_run(const char *dir, struct state *st, struct sess *s, const struct e
 			last_ckpt = now;
 			if (rc < 0 || stop)
 				break;
+			backlog = false;
 			if (e.state_seen == SESS_COMMITTED)
 				break; /* --follow ends with the session */
-			if (e.ingested || e.repaired) {
-				/* the log named regions, or regions a dead writer held
-				 * could not be copied: a whole new pass copies them
-				 * before a sync without --follow may end */
+			if ((e.ingested && backlog) || e.lost_seen || e.repaired) {
+				/* The log named regions written before this copier
+				 * started (only the log knows them), or a writer lost
+				 * track of a pair, or regions a dead writer held could
+				 * not be copied: a whole new pass copies them before a
+				 * sync without --follow may end.  Records of writes
+				 * made while it runs do not restart the pass: each
+				 * such write marked its region dirty in the control
+				 * block before it was issued (and, once synced, was
+				 * mirrored); restarting on them kept a sync from ever
+				 * ending while a program kept writing. */
 				drained = false;
 				pthread_mutex_lock(&e.mu);
 				passes_at_sync = e.mirror_passes;
@@ -1336,6 +1347,10 @@ int engine_run(const char *dir, struct state *st, struct sess *s, const struct e
 			atomic_store_explicit(&e.ctl.hdr->state, s->state, memory_order_release);
 			atomic_fetch_add_explicit(&e.ctl.hdr->epoch, 1, memory_order_acq_rel);
 			passes_at_sync = e.mirror_passes;
+			/* the pass that may end a sync starts now, not before the
+			 * writes it must see were mirrored */
+			for (uint32_t i = 0; i < e.npairs; i++)
+				e.pairs[i].dirty_scan = 0;
 			pthread_mutex_unlock(&e.mu);
 			if (tty || o->progress_every > 0)
 				progress_line(&e, tty, true, &rate_t, &rate_b);
