@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,17 +18,28 @@
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static char want[128];
 static unsigned long want_n;
+static bool want_stop; /* ":stop": SIGSTOP instead of SIGKILL */
 static _Atomic unsigned long hits;
 
 static void parse(void)
 {
 	const char *v = getenv("VOLMIG_CRASH");
-	const char *colon;
+	char buf[sizeof(want) + 32];
+	size_t len;
+	char *colon;
 
-	if (v == NULL || (colon = strrchr(v, ':')) == NULL || (size_t)(colon - v) >= sizeof(want))
+	if (v == NULL || (len = strlen(v)) >= sizeof(buf))
 		return;
-	memcpy(want, v, (size_t)(colon - v));
-	want[colon - v] = '\0';
+	memcpy(buf, v, len + 1);
+	if (len > 5 && strcmp(buf + len - 5, ":stop") == 0) {
+		want_stop = true;
+		buf[len - 5] = '\0';
+	}
+	/* the count is after the last colon (a name may hold one) */
+	if ((colon = strrchr(buf, ':')) == NULL || (size_t)(colon - buf) >= sizeof(want))
+		return;
+	memcpy(want, buf, (size_t)(colon - buf));
+	want[colon - buf] = '\0';
 	want_n = strtoul(colon + 1, NULL, 10);
 }
 
@@ -41,10 +53,14 @@ void crash_point(const char *name)
 		return;
 	if (atomic_fetch_add(&hits, 1) + 1 != want_n)
 		return;
-	n = snprintf(line, sizeof(line), "volmig: crash point %s hit %lu (pid %d)\n", name, want_n,
-		     (int)getpid());
+	n = snprintf(line, sizeof(line), "volmig: crash point %s hit %lu (pid %d)%s\n", name, want_n,
+		     (int)getpid(), want_stop ? ", stopped" : "");
 	/* raw system calls: in the shim, write() and kill() are ours to wrap */
 	syscall(SYS_write, STDERR_FILENO, line, (size_t)n);
+	if (want_stop) {
+		syscall(SYS_kill, getpid(), SIGSTOP); /* SIGCONT goes on from here */
+		return;
+	}
 	syscall(SYS_kill, getpid(), SIGKILL);
 	for (;;)
 		pause();

@@ -5,10 +5,13 @@
  * CRASH_POINT("name") counts the hits of that point in the process and, when
  * the environment holds VOLMIG_CRASH=name:N, kills the process with SIGKILL
  * at the Nth hit, after one line on stderr ("volmig: crash point NAME hit
- * N").  In every other build it compiles to nothing.
+ * N").  VOLMIG_CRASH=name:N:stop stops the process there instead (SIGSTOP;
+ * SIGCONT goes on), so that a test can act in that window.  In every other
+ * build it compiles to nothing.
  *
  * Points sit at each persistence step (see harness/crash-points.txt, which
- * lists them for the sweep driver).  libc only: the shim uses it.
+ * lists them for the sweep driver), and at a few moments a test stops a
+ * process at (not listed there).  libc only: the shim uses it.
  */
 #ifndef VOLMIG_CRASH_H
 #define VOLMIG_CRASH_H

@@ -64,8 +64,10 @@ static pthread_mutex_t stripe[STRIPES] = { [0 ... STRIPES - 1] = PTHREAD_MUTEX_I
 		} else {                                                                 \
 			struct shim_track t_;                                            \
 			int rc_;                                                         \
-			if (p_ >= 0 && shim_write_route() == SHIM_MIRROR)                \
+			if (p_ >= 0 && shim_write_route() == SHIM_MIRROR) {              \
 				shim_barrier_wait();                                     \
+				CRASH_POINT("shim.barrier.after");                       \
+			}                                                                \
 			rc_ = p_ >= 0 ? shim_track_pair(p_, (off), (len), &t_)           \
 				      : shim_track_begin((fd), (off), (len), &t_);       \
 			if (rc_ < 0) {                                                   \

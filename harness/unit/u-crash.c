@@ -39,6 +39,27 @@ static bool killed(int status)
 	return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
 }
 
+/* p.one:2:stop: the second hit stops the process; SIGCONT goes on to the
+ * third hit and a normal exit. */
+static void stop_case(void)
+{
+	pid_t pid = fork();
+	int st1 = 0, st2 = 0;
+
+	if (pid == 0) {
+		setenv("VOLMIG_CRASH", "p.one:2:stop", 1);
+		for (int i = 0; i < 3; i++)
+			crash_point("p.one");
+		_exit(7);
+	}
+	waitpid(pid, &st1, WUNTRACED);
+	if (WIFSTOPPED(st1))
+		kill(pid, SIGCONT);
+	waitpid(pid, &st2, 0);
+	ok(WIFSTOPPED(st1) && WSTOPSIG(st1) == SIGSTOP && WIFEXITED(st2) && WEXITSTATUS(st2) == 7,
+	   "p.one:2:stop stops the process at the second hit; SIGCONT goes on to its exit");
+}
+
 int main(void)
 {
 	int st;
@@ -59,5 +80,6 @@ int main(void)
 	ok(killed(st), "a point name with a colon: the count is after the last one");
 	st = run("p.one:0", "p.one", 3);
 	ok(WIFEXITED(st) && WEXITSTATUS(st) == 0, "N = 0 kills nothing");
+	stop_case();
 	return tap_done();
 }
