@@ -91,6 +91,17 @@ note() {
 	echo "# $*"
 }
 
+# The crash-point build (make crash-build): CV is its volmig; without it
+# the test is skipped.
+need_crash_build() {
+	local cb=${VOLMIG_CRASH_BUILD:-$TOP/build/crash}
+	if [ ! -x "$cb/volmig" ] || [ ! -f "$cb/libvolmig.so" ]; then
+		skip_test "no crash-point build in $cb (make crash-build)"
+		done_testing
+	fi
+	CV="$cb/volmig"
+}
+
 test_seed() {
 	local seed=${VOLMIG_TEST_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
 	seed=$((seed % 2147483647))

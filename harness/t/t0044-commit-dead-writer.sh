@@ -7,12 +7,7 @@
 # it gives up.  Needs the crash-point build (make crash-build).
 . "$(dirname "$0")/lib-test.sh"
 
-CB=${VOLMIG_CRASH_BUILD:-$TOP/build/crash}
-if [ ! -x "$CB/volmig" ] || [ ! -f "$CB/libvolmig.so" ]; then
-	skip_test "no crash-point build in $CB (make crash-build)"
-	done_testing
-fi
-CV="$CB/volmig"
+need_crash_build
 st="$SCRATCH/state" src="$SCRATCH/src.img" tgt="$SCRATCH/tgt.img"
 make_random "$src" 4
 ok_if "setup" $CV setup -s "$st" --source "$src" --target "$tgt"
