@@ -428,6 +428,7 @@ static ssize_t copy_region(struct engine *e, uint32_t pi, uint64_t r, void *buf,
 		goto fail;
 	}
 	memset((char *)buf + got, 0, (size_t)(len - got));
+	CRASH_POINT("copier.source-read.after");
 	/* a file target stays sparse where the source reads as zeros */
 	if (p->tgt_file && all_zero(buf, (size_t)len))
 		hole = true;

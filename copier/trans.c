@@ -450,6 +450,18 @@ static int commit_run(const char *dir, struct state *st, struct sess *s)
 	 * So only the regions dirty now need a copy: every later write reaches
 	 * the target by itself. */
 	atomic_store_explicit(&c.hdr->barrier_pid, getpid(), memory_order_seq_cst);
+	/* Hold off the copier's own copies (and its cutting back of targets)
+	 * until the committed state is announced or the commit rolled back:
+	 * from then on nothing is copied onto a target from its source.  Taken
+	 * before the dirty set is read: a copy in progress read its source
+	 * before a write past the barrier mirrored its bytes, and its write
+	 * of the target would undo them; once it ends (the lock is ours) its
+	 * region is dirty again (the write raced it), so it is copied below. */
+	rc = ctl_lock_length(lock_fd, F_WRLCK);
+	if (rc < 0) {
+		report_errno("cannot take the target lock of", dir, rc);
+		goto rollback;
+	}
 	rc = ingest_collect(&in, st);
 	if (rc < 0) {
 		report_errno("cannot read the dirty log of", dir, rc);
@@ -470,14 +482,6 @@ static int commit_run(const char *dir, struct state *st, struct sess *s)
 			if (atomic_load_explicit(ctl_region(&c, i, r), memory_order_acquire) & CTL_DIRTY)
 				region_map_set(&todo[i], r);
 		left += todo[i].count;
-	}
-	/* Hold off the copier's own copies (and its cutting back of targets)
-	 * until the committed state is announced or the commit rolled back:
-	 * from then on nothing is copied onto a target from its source. */
-	rc = ctl_lock_length(lock_fd, F_WRLCK);
-	if (rc < 0) {
-		report_errno("cannot take the target lock of", dir, rc);
-		goto rollback;
 	}
 again:
 	while (left > 0) {

@@ -58,7 +58,9 @@ void crash_point(const char *name)
 	/* raw system calls: in the shim, write() and kill() are ours to wrap */
 	syscall(SYS_write, STDERR_FILENO, line, (size_t)n);
 	if (want_stop) {
-		syscall(SYS_kill, getpid(), SIGSTOP); /* SIGCONT goes on from here */
+		/* to this thread: it stops (and the process with it) before it
+		 * returns; SIGCONT goes on from here */
+		syscall(SYS_tgkill, getpid(), syscall(SYS_gettid), SIGSTOP);
 		return;
 	}
 	syscall(SYS_kill, getpid(), SIGKILL);

@@ -102,6 +102,16 @@ need_crash_build() {
 	CV="$cb/volmig"
 }
 
+# A synced session of the crash-point build on a random source of MIB MiB
+# (skips without that build): st, src, tgt name its state, source, target.
+crash_synced_session() { # mib
+	need_crash_build
+	st="$SCRATCH/state" src="$SCRATCH/src.img" tgt="$SCRATCH/tgt.img"
+	make_random "$src" "$1"
+	ok_if "setup" $CV setup -s "$st" --source "$src" --target "$tgt"
+	ok_if "sync (the copier exits once synced)" $CV sync -s "$st" --progress-interval 0
+}
+
 test_seed() {
 	local seed=${VOLMIG_TEST_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
 	seed=$((seed % 2147483647))

@@ -7,11 +7,7 @@
 # it gives up.  Needs the crash-point build (make crash-build).
 . "$(dirname "$0")/lib-test.sh"
 
-need_crash_build
-st="$SCRATCH/state" src="$SCRATCH/src.img" tgt="$SCRATCH/tgt.img"
-make_random "$src" 4
-ok_if "setup" $CV setup -s "$st" --source "$src" --target "$tgt"
-ok_if "sync (the copier exits once synced)" $CV sync -s "$st" --progress-interval 0
+crash_synced_session 4
 # a program that stays attached to the control block
 spawn hpid $CV exec -s "$st" -- python3 -c '
 import os, sys, time

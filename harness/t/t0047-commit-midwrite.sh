@@ -9,11 +9,7 @@
 # it about 1 run in 8).  Needs the crash-point build (make crash-build).
 . "$(dirname "$0")/lib-test.sh"
 
-need_crash_build
-st="$SCRATCH/state" src="$SCRATCH/src.img" tgt="$SCRATCH/tgt.img"
-make_random "$src" 8
-ok_if "setup" $CV setup -s "$st" --source "$src" --target "$tgt"
-ok_if "sync (the copier exits once synced)" $CV sync -s "$st" --progress-interval 0
+crash_synced_session 8
 head -c 4096 /dev/urandom >"$SCRATCH/block"
 
 VOLMIG_CRASH=shim.barrier.after:1:stop spawn wpid $CV exec -s "$st" -- python3 -c '
