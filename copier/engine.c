@@ -346,23 +346,28 @@ static bool all_zero(const void *buf, size_t len)
 	return true;
 }
 
-/* Has a commit made the target the volume in use?  Then nothing may be
- * copied onto it from the source any more.  Read under mu, like every
- * access of the state from this process's threads.  Caller does not hold
- * mu. */
-static bool committed(struct engine *e)
+/* Is copying onto the targets held off?  Once a commit made the target the
+ * volume in use, nothing may be copied onto it from the source any more;
+ * while a commit's barrier is up nothing is copied either (the commit
+ * copies what is dirty itself), and a barrier left by a commit that died
+ * stays up until the next command finishes or rolls that commit back: a
+ * commit recorded but not yet announced has made the target the volume in
+ * use already.  Read under mu, like every access of the state from this
+ * process's threads.  Caller does not hold mu. */
+static bool held_off(struct engine *e)
 {
 	bool c;
 
 	pthread_mutex_lock(&e->mu);
-	c = atomic_load_explicit(&e->ctl.hdr->state, memory_order_acquire) == SESS_COMMITTED;
+	c = atomic_load_explicit(&e->ctl.hdr->state, memory_order_acquire) == SESS_COMMITTED ||
+	    atomic_load_explicit(&e->ctl.hdr->barrier_pid, memory_order_acquire) != 0;
 	pthread_mutex_unlock(&e->mu);
 	return c;
 }
 
 static bool may_cut(void *arg)
 {
-	return !committed(arg);
+	return !held_off(arg);
 }
 
 /* A file target longer than its source (the source shrank): cut it back. */
@@ -408,7 +413,7 @@ static ssize_t copy_region(struct engine *e, uint32_t pi, uint64_t r, void *buf,
 		log_err("cannot take the target lock of %s: %s", e->dir, strerror(-rc));
 		return rc;
 	}
-	if (committed(e) || ctl_copy_begin(&e->ctl, pi, r, COPY_WAIT_US) == -EBUSY) {
+	if (held_off(e) || ctl_copy_begin(&e->ctl, pi, r, COPY_WAIT_US) == -EBUSY) {
 		(void)ctl_lock_length(lock_fd, F_UNLCK);
 		return 0; /* writes did not drain: stays dirty, retried later */
 	}
@@ -527,7 +532,7 @@ static void copy_holes(struct engine *e, const struct work *w, void *buf, int lo
 	if (end > p->cap)
 		end = p->cap;
 	rc = ctl_lock_length(lock_fd, F_RDLCK);
-	if (rc < 0 || committed(e)) {
+	if (rc < 0 || held_off(e)) {
 		if (rc < 0)
 			log_err("cannot take the target lock of %s: %s", e->dir, strerror(-rc));
 		else

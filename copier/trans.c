@@ -142,14 +142,17 @@ int session_reconcile(const char *dir, struct state *st, const struct sess *s)
 		int32_t holder = atomic_load_explicit(&c.hdr->barrier_pid, memory_order_acquire);
 		uint32_t seen = atomic_load_explicit(&c.hdr->state, memory_order_acquire);
 
-		if (holder != 0 && !(a.k.pending && pending_alive(&a.k)) && holder != getpid())
-			atomic_compare_exchange_strong(&c.hdr->barrier_pid, &holder, 0);
+		/* announce a recorded change before the barrier of the commit
+		 * that recorded it comes down: a copier holds its copies off
+		 * while either says so */
 		if (seen != s->state && atomic_load_explicit(&c.hdr->ready, memory_order_acquire)) {
 			log_info("session %s: the change to %s recorded before a crash is now in "
 				 "effect for running processes", dir, sess_state_name(s->state));
 			atomic_store_explicit(&c.hdr->state, s->state, memory_order_release);
 			atomic_fetch_add_explicit(&c.hdr->epoch, 1, memory_order_acq_rel);
 		}
+		if (holder != 0 && !(a.k.pending && pending_alive(&a.k)) && holder != getpid())
+			atomic_compare_exchange_strong(&c.hdr->barrier_pid, &holder, 0);
 		ctl_detach(&c);
 	}
 	if (a.rolled_back)
