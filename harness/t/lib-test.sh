@@ -102,6 +102,24 @@ need_crash_build() {
 	CV="$cb/volmig"
 }
 
+# A program's pwrite of the bytes of FILE at OFFSET into SRC, run under the
+# shim of the volmig binary VM for the session in ST.
+shim_pwrite() { # vm st src file offset
+	"$1" exec -s "$2" -- python3 -c '
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+os.pwrite(fd, open(sys.argv[2], "rb").read(), int(sys.argv[3]))' "$3" "$4" "$5"
+}
+
+# Wait up to 10 s for a copier to run on the session in ST.
+wait_copier() { # st
+	for _ in $(seq 200); do
+		[ "$(status_field "$1" copier_pid)" != null ] && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
 # A synced session of the crash-point build on a random source of MIB MiB
 # (skips without that build): st, src, tgt name its state, source, target.
 crash_synced_session() { # mib

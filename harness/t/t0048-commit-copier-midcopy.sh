@@ -14,16 +14,11 @@ head -c 4096 /dev/urandom >"$SCRATCH/b"
 at=$((3 * 1048576))
 
 # a program's write of BLOCK at $at, under the shim
-app_write() { # block
-	$CV exec -s "$st" -- python3 -c '
-import os, sys
-fd = os.open(sys.argv[1], os.O_RDWR)
-os.pwrite(fd, open(sys.argv[2], "rb").read(), int(sys.argv[3]))' "$src" "$1" "$at"
-}
+app_write() { shim_pwrite "$CV" "$st" "$src" "$1" "$at"; } # block
 
 VOLMIG_CRASH=copier.source-read.after:2:stop spawn spid $CV sync -s "$st" --follow \
 	--progress-interval 0 --checkpoint-interval 0.1 2>"$SCRATCH/sync.err"
-for _ in $(seq 200); do [ "$(status_field "$st" copier_pid)" != null ] && break; sleep 0.05; done
+wait_copier "$st" || not_ok "the copier did not start"
 # the copier stops at its second copy of the region: the first follows the
 # write, the second follows the checkpoint that read the write's record (so
 # the record is no longer pending when the commit begins).  Should the

@@ -13,16 +13,11 @@
 crash_synced_session 8
 at=$((3 * 1048576))
 for b in a c; do head -c 4096 /dev/urandom >"$SCRATCH/$b"; done
-app_write() { # block
-	$CV exec -s "$st" -- python3 -c '
-import os, sys
-fd = os.open(sys.argv[1], os.O_RDWR)
-os.pwrite(fd, open(sys.argv[2], "rb").read(), int(sys.argv[3]))' "$src" "$1" "$at"
-}
+app_write() { shim_pwrite "$CV" "$st" "$src" "$1" "$at"; } # block
 
 VOLMIG_CRASH=copier.source-read.after:1:stop spawn spid $CV sync -s "$st" --follow \
 	--progress-interval 0 --checkpoint-interval 0.1 2>"$SCRATCH/sync.err"
-for _ in $(seq 200); do [ "$(status_field "$st" copier_pid)" != null ] && break; sleep 0.05; done
+wait_copier "$st" || not_ok "the copier did not start"
 VOLMIG_CRASH=state.committed.after:1 $CV commit -s "$st" 2>"$SCRATCH/commit.err"
 rc=$?
 [ "$rc" -eq 137 ] && ok "commit killed after its record, before its announcement" ||
