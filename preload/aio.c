@@ -94,7 +94,7 @@ static void mirror_completed(struct iocb *cb, const struct shim_track *t, struct
 		one.iov_len = cb->aio_nbytes;
 	}
 	rc = shim_mirror((int)t->pair, (int)cb->aio_fildes, iov, cnt, (uint64_t)cb->aio_offset,
-			 (uint64_t)ev->res);
+			 (uint64_t)ev->res, (int)cb->aio_rw_flags);
 	if (rc < 0)
 		ev->res = rc;
 }

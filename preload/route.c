@@ -110,10 +110,13 @@ static bool commit_near(const struct ctl *c)
 	       atomic_load_explicit(&c->hdr->state, memory_order_acquire) == SESS_COMMITTED;
 }
 
-static int pwrite_all(int fd, const char *p, size_t n, uint64_t off)
+/* rwf: RWF_DSYNC or RWF_SYNC when the program's write had them. */
+static int pwrite_all(int fd, const char *p, size_t n, uint64_t off, int rwf)
 {
 	while (n > 0) {
-		ssize_t w = REAL(pwrite)(fd, p, n, (off_t)off);
+		struct iovec one = { .iov_base = (void *)p, .iov_len = n };
+		ssize_t w = rwf != 0 ? REAL(pwritev2)(fd, &one, 1, (off_t)off, rwf)
+				     : REAL(pwrite)(fd, p, n, (off_t)off);
 
 		if (w < 0 && errno == EINTR)
 			continue;
@@ -129,7 +132,7 @@ static int pwrite_all(int fd, const char *p, size_t n, uint64_t off)
 }
 
 /* Copy [off, off + n) from the source fd to the target fd. */
-static int copy_range(int src, int tgt, uint64_t off, uint64_t n)
+static int copy_range(int src, int tgt, uint64_t off, uint64_t n, int rwf)
 {
 	char *buf = malloc(MIRROR_BUF);
 	int rc = 0;
@@ -146,7 +149,7 @@ static int copy_range(int src, int tgt, uint64_t off, uint64_t n)
 			rc = r < 0 ? -errno : 0;
 			break; /* the end of the source */
 		}
-		rc = pwrite_all(tgt, buf, (size_t)r, off);
+		rc = pwrite_all(tgt, buf, (size_t)r, off, rwf);
 		off += (uint64_t)r;
 		n -= (uint64_t)r;
 	}
@@ -171,7 +174,8 @@ static int mirror_failed(const struct ctl *c, int pair, uint64_t off, uint64_t n
 	return commit_near(c) ? rc : 0;
 }
 
-int shim_mirror(int pair, int srcfd, const struct iovec *iov, int cnt, uint64_t off, uint64_t n)
+int shim_mirror(int pair, int srcfd, const struct iovec *iov, int cnt, uint64_t off, uint64_t n,
+		int rwf)
 {
 	const struct ctl *c = shim_ctl();
 	int tfd, rc = 0, saved = errno;
@@ -183,14 +187,14 @@ int shim_mirror(int pair, int srcfd, const struct iovec *iov, int cnt, uint64_t 
 	if (tfd < 0) {
 		rc = tfd;
 	} else if (iov == NULL) {
-		rc = copy_range(srcfd, tfd, off, n);
+		rc = copy_range(srcfd, tfd, off, n, rwf & (RWF_DSYNC | RWF_SYNC));
 	} else {
 		uint64_t left = n, at = off;
 
 		for (int i = 0; i < cnt && left > 0 && rc == 0; i++) {
 			size_t k = iov[i].iov_len < left ? iov[i].iov_len : (size_t)left;
 
-			rc = pwrite_all(tfd, iov[i].iov_base, k, at);
+			rc = pwrite_all(tfd, iov[i].iov_base, k, at, rwf & (RWF_DSYNC | RWF_SYNC));
 			at += k;
 			left -= k;
 		}

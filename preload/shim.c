@@ -34,6 +34,7 @@
 #include "region.h"
 
 #define FD_CACHE 65536
+#define TGT_MODES 6 /* target fds per pair: see tgt_mode() */
 #define WAIT_US_DEFAULT 100000 /* I7: longest wait for a region under copy */
 
 __thread int shim_busy __attribute__((tls_model("initial-exec")));
@@ -53,13 +54,18 @@ static struct {
 	uint64_t wait_us;
 	_Atomic uint32_t gen;     /* bumped on attach: fd classes are stale */
 	bool warned_corrupt;
-	_Atomic int tgt[CTL_MAX_PAIRS][2]; /* target fds + 1 (buffered, O_DIRECT) */
+	_Atomic int tgt[CTL_MAX_PAIRS][TGT_MODES]; /* target fds + 1, per tgt_mode() */
 } S = { .mu = PTHREAD_MUTEX_INITIALIZER, .lock_fd = -1, .proc = -1 };
 
 /* Per fd: (generation << 8) | class; class 0 unknown, 1 not a source,
- * 2 + p the source of pair p; FD_DIRECT: opened O_DIRECT. */
+ * 2 + p the source of pair p; FD_DIRECT: opened O_DIRECT; the generation
+ * is 21 bits, above it the open flags the target fd must share. */
 #define FD_DIRECT 0x80u
-#define FD_APPEND 0x80000000u /* opened O_APPEND (the generation is 23 bits) */
+#define FD_DSYNC 0x20000000u  /* opened O_DSYNC */
+#define FD_SYNC 0x40000000u   /* opened O_SYNC */
+#define FD_APPEND 0x80000000u /* opened O_APPEND */
+#define FD_FLAGS (FD_DSYNC | FD_SYNC | FD_APPEND)
+#define FD_GEN 0x1fffffu
 static _Atomic uint32_t fd_class[FD_CACHE];
 
 void *shim_real(const char *name)
@@ -239,10 +245,10 @@ static int source_pair(int fd)
 		if (rc < 0)
 			return -2 + rc;
 	}
-	gen = atomic_load_explicit(&S.gen, memory_order_relaxed) & 0x7fffff;
+	gen = atomic_load_explicit(&S.gen, memory_order_relaxed) & FD_GEN;
 	if (fd < FD_CACHE) {
 		v = atomic_load_explicit(&fd_class[fd], memory_order_relaxed);
-		if (((v & ~FD_APPEND) >> 8) == gen && (v & 0x7f) != 0)
+		if (((v & ~FD_FLAGS) >> 8) == gen && (v & 0x7f) != 0)
 			return (int)(v & 0x7f) - 2;
 	}
 	p = classify(fd);
@@ -252,7 +258,9 @@ static int source_pair(int fd)
 		atomic_store_explicit(&fd_class[fd],
 				      (gen << 8) | (uint32_t)(p + 2) |
 					      (fl > 0 && (fl & O_DIRECT) ? FD_DIRECT : 0) |
-					      (fl > 0 && (fl & O_APPEND) ? FD_APPEND : 0),
+					      (fl > 0 && (fl & O_APPEND) ? FD_APPEND : 0) |
+					      (fl > 0 && (fl & O_SYNC) == O_SYNC ? FD_SYNC : 0) |
+					      (fl > 0 && (fl & O_SYNC) == O_DSYNC ? FD_DSYNC : 0),
 				      memory_order_relaxed);
 	}
 	return p;
@@ -272,19 +280,28 @@ bool shim_fd_append(int fd)
 	return fl > 0 && (fl & O_APPEND);
 }
 
-/* Was fd opened O_DIRECT (as of its classification)? */
-static bool fd_direct(int fd)
+/*
+ * How the target fd for source fd must be opened: O_DIRECT when fd is
+ * (as of its classification), and O_DSYNC or O_SYNC when fd is, so that a
+ * write the program made synchronous is synchronous on the target too (the
+ * mirrored copy after a commit's barrier, every write once committed).
+ * An index into S.tgt: direct + 2 * (0 none, 1 O_DSYNC, 2 O_SYNC).
+ */
+static int tgt_mode(int fd)
 {
+	uint32_t v = 0;
 	int fl;
 
-	if (fd >= 0 && fd < FD_CACHE) {
-		uint32_t v = atomic_load_explicit(&fd_class[fd], memory_order_relaxed);
-
-		if ((v & 0x7f) != 0)
-			return (v & FD_DIRECT) != 0;
+	if (fd >= 0 && fd < FD_CACHE)
+		v = atomic_load_explicit(&fd_class[fd], memory_order_relaxed);
+	if ((v & 0x7f) == 0) {
+		fl = fcntl(fd, F_GETFL);
+		if (fl < 0)
+			fl = 0;
+		v = (fl & O_DIRECT ? FD_DIRECT : 0) | ((fl & O_SYNC) == O_SYNC ? FD_SYNC : 0) |
+		    ((fl & O_SYNC) == O_DSYNC ? FD_DSYNC : 0);
 	}
-	fl = fcntl(fd, F_GETFL);
-	return fl > 0 && (fl & O_DIRECT);
+	return (v & FD_DIRECT ? 1 : 0) + (v & FD_SYNC ? 4 : v & FD_DSYNC ? 2 : 0);
 }
 
 int shim_source_pair(int fd)
@@ -342,21 +359,23 @@ int shim_target_fd(int pair, int srcfd)
 	const struct ctl_hdr *h = S.ctl.hdr;
 	const struct ctl_pair *cp;
 	char path[PATH_MAX];
-	int direct, fd;
+	static const int open_sync[3] = { 0, O_DSYNC, O_SYNC };
+	int mode, fd;
 
 	if (h == NULL || pair < 0 || (uint32_t)pair >= h->npairs)
 		return -EINVAL;
 	shim_busy++;
-	direct = fd_direct(srcfd) ? 1 : 0;
-	fd = atomic_load_explicit(&S.tgt[pair][direct], memory_order_acquire) - 1;
+	mode = tgt_mode(srcfd);
+	fd = atomic_load_explicit(&S.tgt[pair][mode], memory_order_acquire) - 1;
 	if (fd < 0) {
 		pthread_mutex_lock(&S.mu);
-		fd = atomic_load_explicit(&S.tgt[pair][direct], memory_order_relaxed) - 1;
+		fd = atomic_load_explicit(&S.tgt[pair][mode], memory_order_relaxed) - 1;
 		if (fd < 0) {
 			cp = &h->pairs[pair];
 			snprintf(path, sizeof(path), "%.*s", (int)cp->target_len,
 				 (const char *)h + h->strtab_off + cp->target_off);
-			fd = open(path, O_RDWR | O_CLOEXEC | (direct ? O_DIRECT : 0));
+			fd = open(path, O_RDWR | O_CLOEXEC | (mode & 1 ? O_DIRECT : 0) |
+						open_sync[mode >> 1]);
 			if (fd < 0) {
 				fd = -errno;
 			} else {
@@ -367,7 +386,7 @@ int shim_target_fd(int pair, int srcfd)
 					REAL(close)(fd);
 					fd = hi;
 				}
-				atomic_store_explicit(&S.tgt[pair][direct], fd + 1, memory_order_release);
+				atomic_store_explicit(&S.tgt[pair][mode], fd + 1, memory_order_release);
 			}
 		}
 		pthread_mutex_unlock(&S.mu);
@@ -378,10 +397,10 @@ int shim_target_fd(int pair, int srcfd)
 
 void shim_target_fd_lost(int pair, int fd)
 {
-	for (int d = 0; d < 2; d++) {
+	for (int m = 0; m < TGT_MODES; m++) {
 		int want = fd + 1;
 
-		atomic_compare_exchange_strong(&S.tgt[pair][d], &want, 0);
+		atomic_compare_exchange_strong(&S.tgt[pair][m], &want, 0);
 	}
 }
 

@@ -104,8 +104,8 @@ const struct ctl *shim_ctl(void);
 uint64_t shim_wait_us(void);
 
 /*
- * The target of pair, opened (O_DIRECT when srcfd is) on first use and
- * kept; an fd or -errno.  shim_target_fd_lost forgets an fd that stopped
+ * The target of pair, opened (O_DIRECT, O_DSYNC, O_SYNC when srcfd is) on
+ * first use and kept; an fd or -errno.  shim_target_fd_lost forgets an fd that stopped
  * working (EBADF: the program closed it) so the next call reopens.
  */
 int shim_target_fd(int pair, int srcfd);
@@ -128,12 +128,14 @@ void shim_barrier_wait(void);
 /*
  * After a write of n bytes (iov[0..cnt) from its start, or, with iov NULL,
  * whatever the source now holds in [off, off + n)) to the source of pair
- * succeeded in the mirrored states: the same to the target.  0, or -errno
- * when the application's write must fail because a commit is near and the
- * target did not get it.  Otherwise a failed target write leaves the
- * regions dirty and is counted (status shows it).
+ * succeeded in the mirrored states: the same to the target, with the
+ * write's RWF_DSYNC/RWF_SYNC flags (rwf; other flags are ignored).  0, or
+ * -errno when the application's write must fail because a commit is near
+ * and the target did not get it.  Otherwise a failed target write leaves
+ * the regions dirty and is counted (status shows it).
  */
-int shim_mirror(int pair, int srcfd, const struct iovec *iov, int cnt, uint64_t off, uint64_t n);
+int shim_mirror(int pair, int srcfd, const struct iovec *iov, int cnt, uint64_t off, uint64_t n,
+		int rwf);
 
 /*
  * After the source of pair (srcfd) was given length len in the mirrored

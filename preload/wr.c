@@ -45,9 +45,11 @@ static pthread_mutex_t stripe[STRIPES] = { [0 ... STRIPES - 1] = PTHREAD_MUTEX_I
  * source).  The value is the call's, errno as it left it.  A write that went
  * to the source is mirrored when the state after it is mirrored or
  * committed: a commit announced while the write was in flight must not
- * leave its bytes on the source only.
+ * leave its bytes on the source only.  ROUTED_RWF: the mirrored copy keeps
+ * the write's RWF_DSYNC/RWF_SYNC (rwf_).
  */
-#define ROUTED(fd, off, len, iov_, cnt_, call, tcall)                                    \
+#define ROUTED(fd, off, len, iov_, cnt_, call, tcall) ROUTED_RWF(fd, off, len, iov_, cnt_, 0, call, tcall)
+#define ROUTED_RWF(fd, off, len, iov_, cnt_, rwf_, call, tcall)                          \
 	({                                                                               \
 		ssize_t r_;                                                              \
 		int p_ = shim_fd_tracked(fd);                                            \
@@ -81,7 +83,8 @@ static pthread_mutex_t stripe[STRIPES] = { [0 ... STRIPES - 1] = PTHREAD_MUTEX_I
 				if (r_ > 0 && t_.active && t_.hold < 0 &&                \
 				    shim_write_route() != SHIM_SOURCE) {                 \
 					int m_ = shim_mirror((int)t_.pair, (fd), (iov_), \
-							     (cnt_), (off), (uint64_t)r_); \
+							     (cnt_), (off), (uint64_t)r_, \
+							     (rwf_));                      \
 					if (m_ < 0) {                                    \
 						e_ = -m_;                                \
 						r_ = -1;                                 \
@@ -167,6 +170,8 @@ static ssize_t advance(int fd, off_t at, ssize_t r)
 
 /* A write at the current offset (write, writev, pwritev2 with offset -1). */
 #define AT_CURRENT(fd, len, append, iov_, cnt_, call, tcall)                             \
+	AT_CURRENT_RWF(fd, len, append, iov_, cnt_, 0, call, tcall)
+#define AT_CURRENT_RWF(fd, len, append, iov_, cnt_, rwf_, call, tcall)                   \
 	({                                                                               \
 		ssize_t ac_r_;                                                           \
 		int ac_p_ = shim_fd_tracked(fd);                                         \
@@ -185,8 +190,9 @@ static ssize_t advance(int fd, off_t at, ssize_t r)
 				ac_r_ = ROUTED(fd, 0, SHIM_TO_END, NULL, 0, (call),       \
 					       (errno = ESPIPE, -1));                    \
 			else                                                             \
-				ac_r_ = ROUTED(fd, (uint64_t)at, (len), (iov_), (cnt_), \
-					       (call), advance(fd, at, (tcall)));        \
+				ac_r_ = ROUTED_RWF(fd, (uint64_t)at, (len), (iov_),       \
+						   (cnt_), (rwf_), (call),               \
+						   advance(fd, at, (tcall)));            \
 			pthread_mutex_unlock(ac_m_);                                     \
 		}                                                                        \
 		ac_r_;                                                                   \
@@ -213,14 +219,14 @@ ssize_t pwritev2(int fd, const struct iovec *iov, int cnt, off_t off, int flags)
 	if (shim_busy || cnt < 0)
 		return REAL(pwritev2)(fd, iov, cnt, off, flags);
 	if (off == -1 || (flags & RWF_APPEND))
-		return AT_CURRENT(fd, shim_iov_len(iov, cnt), (flags & RWF_APPEND) != 0, iov, cnt,
-				  REAL(pwritev2)(fd, iov, cnt, off, flags),
-				  REAL(pwritev2)(tfd_, iov, cnt, at, flags & ~RWF_APPEND));
+		return AT_CURRENT_RWF(fd, shim_iov_len(iov, cnt), (flags & RWF_APPEND) != 0, iov,
+				      cnt, flags, REAL(pwritev2)(fd, iov, cnt, off, flags),
+				      REAL(pwritev2)(tfd_, iov, cnt, at, flags & ~RWF_APPEND));
 	if (off < 0)
 		return REAL(pwritev2)(fd, iov, cnt, off, flags);
-	return ROUTED(fd, (uint64_t)off, shim_iov_len(iov, cnt), iov, cnt,
-		      REAL(pwritev2)(fd, iov, cnt, off, flags),
-		      REAL(pwritev2)(tfd_, iov, cnt, off, flags));
+	return ROUTED_RWF(fd, (uint64_t)off, shim_iov_len(iov, cnt), iov, cnt, flags,
+			  REAL(pwritev2)(fd, iov, cnt, off, flags),
+			  REAL(pwritev2)(tfd_, iov, cnt, off, flags));
 }
 
 ssize_t pwritev64v2(int fd, const struct iovec *iov, int cnt, off_t off, int flags)
@@ -228,14 +234,14 @@ ssize_t pwritev64v2(int fd, const struct iovec *iov, int cnt, off_t off, int fla
 	if (shim_busy || cnt < 0)
 		return REAL(pwritev64v2)(fd, iov, cnt, off, flags);
 	if (off == -1 || (flags & RWF_APPEND))
-		return AT_CURRENT(fd, shim_iov_len(iov, cnt), (flags & RWF_APPEND) != 0, iov, cnt,
-				  REAL(pwritev64v2)(fd, iov, cnt, off, flags),
-				  REAL(pwritev64v2)(tfd_, iov, cnt, at, flags & ~RWF_APPEND));
+		return AT_CURRENT_RWF(fd, shim_iov_len(iov, cnt), (flags & RWF_APPEND) != 0, iov,
+				      cnt, flags, REAL(pwritev64v2)(fd, iov, cnt, off, flags),
+				      REAL(pwritev64v2)(tfd_, iov, cnt, at, flags & ~RWF_APPEND));
 	if (off < 0)
 		return REAL(pwritev64v2)(fd, iov, cnt, off, flags);
-	return ROUTED(fd, (uint64_t)off, shim_iov_len(iov, cnt), iov, cnt,
-		      REAL(pwritev64v2)(fd, iov, cnt, off, flags),
-		      REAL(pwritev64v2)(tfd_, iov, cnt, off, flags));
+	return ROUTED_RWF(fd, (uint64_t)off, shim_iov_len(iov, cnt), iov, cnt, flags,
+			  REAL(pwritev64v2)(fd, iov, cnt, off, flags),
+			  REAL(pwritev64v2)(tfd_, iov, cnt, off, flags));
 }
 
 /* fallocate: punching, zeroing and shifting change data; plain allocation
