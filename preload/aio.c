@@ -255,9 +255,20 @@ int io_pgetevents(aio_context_t ctx, long min_nr, long nr, struct io_event *ev,
 int io_cancel(aio_context_t ctx, struct iocb *cb, struct io_event *ev);
 int io_destroy(aio_context_t ctx);
 
+/*
+ * Nonzero while this thread is in libaio's own function: libaio makes the
+ * system call through syscall(2), which the shim wraps too, and the call
+ * must be tracked once, not again inside.  Only the aio system calls look
+ * at it, so a signal handler meanwhile is still tracked, unless it calls
+ * those.
+ */
+static __thread int in_libaio __attribute__((tls_model("initial-exec")));
+
+#define LIBAIO(call) ({ in_libaio++; __typeof__(call) r_ = (call); in_libaio--; r_; })
+
 static long libaio_submit(aio_context_t ctx, long nr, struct iocb **ios)
 {
-	return REAL(io_submit)(ctx, nr, ios);
+	return LIBAIO(REAL(io_submit)(ctx, nr, ios));
 }
 
 int io_submit(aio_context_t ctx, long nr, struct iocb **ios)
@@ -276,7 +287,7 @@ int io_submit(aio_context_t ctx, long nr, struct iocb **ios)
 int io_getevents(aio_context_t ctx, long min_nr, long nr, struct io_event *ev,
 		 struct timespec *timeout)
 {
-	int r = REAL(io_getevents)(ctx, min_nr, nr, ev, timeout);
+	int r = LIBAIO(REAL(io_getevents)(ctx, min_nr, nr, ev, timeout));
 
 	if (r > 0)
 		reaped(ev, r);
@@ -286,7 +297,7 @@ int io_getevents(aio_context_t ctx, long min_nr, long nr, struct io_event *ev,
 int io_pgetevents(aio_context_t ctx, long min_nr, long nr, struct io_event *ev,
 		  struct timespec *timeout, sigset_t *sigmask)
 {
-	int r = REAL(io_pgetevents)(ctx, min_nr, nr, ev, timeout, sigmask);
+	int r = LIBAIO(REAL(io_pgetevents)(ctx, min_nr, nr, ev, timeout, sigmask));
 
 	if (r > 0)
 		reaped(ev, r);
@@ -295,7 +306,7 @@ int io_pgetevents(aio_context_t ctx, long min_nr, long nr, struct io_event *ev,
 
 int io_cancel(aio_context_t ctx, struct iocb *cb, struct io_event *ev)
 {
-	int r = REAL(io_cancel)(ctx, cb, ev);
+	int r = LIBAIO(REAL(io_cancel)(ctx, cb, ev));
 
 	if (r == 0)
 		finish(cb);
@@ -304,7 +315,7 @@ int io_cancel(aio_context_t ctx, struct iocb *cb, struct io_event *ev)
 
 int io_destroy(aio_context_t ctx)
 {
-	int r = REAL(io_destroy)(ctx);
+	int r = LIBAIO(REAL(io_destroy)(ctx));
 
 	/* the kernel waited for every iocb of ctx: all are complete */
 	finish_ctx(ctx);
@@ -322,6 +333,8 @@ long shim_sys_aio(long nr, long a0, long a1, long a2, long a3, long a4, long a5)
 {
 	long r;
 
+	if (in_libaio)
+		return REAL(syscall)(nr, a0, a1, a2, a3, a4, a5);
 	switch (nr) {
 	case SYS_io_submit:
 		if (shim_busy || a1 <= 0 || a2 == 0)
