@@ -37,7 +37,8 @@
  * -errno); on iocb i > 0 it submits iocbs [0, i) and returns i, and the
  * errno comes when the caller submits iocb i again, as the kernel does.
  * short submits the first half of the iocbs.  Completions are never
- * altered.
+ * altered.  syscall(SYS_io_submit, ...) gets the same faults (-1, errno;
+ * the errno of a fault on iocb i > 0 is not kept).
  *
  * Stacking with the shim (libvolmig.so): the shim resolves libc with
  * dlsym(RTLD_NEXT), and its own dirty-log I/O calls libc names through the
@@ -841,23 +842,18 @@ static int aio_take(const struct iocb *cb)
 	return 0;
 }
 
-int io_submit(aio_context_t ctx, long nr, struct iocb **ios)
+/*
+ * Decide a fault for the batch ios[0..nr) (caller holds the guard): NULL,
+ * or the rule that fired, with *take the iocbs to submit before it (0: fail
+ * the call with the rule's errno).  defer: a fault on iocb i > 0 waits for
+ * the caller to submit iocb i again (aio_defer).
+ */
+static struct rule *aio_fault(long nr, struct iocb **ios, long *take, bool defer)
 {
-	int saved = errno, err;
-	struct rule *r = NULL;
 	char path[PATH_MAX];
-	long i, take = 0;
+	struct rule *r = NULL;
 
-	if (busy || nr <= 0 || ios == NULL)
-		return (int)aio_next(ctx, nr, ios);
-	busy++;
-	err = ios[0] != NULL ? aio_take(ios[0]) : 0;
-	if (err != 0) {
-		busy--;
-		errno = saved;
-		return -err;
-	}
-	for (i = 0; i < nr; i++) {
+	for (long i = 0; i < nr; i++) {
 		uint64_t len;
 		unsigned op = ios[i] != NULL ? (unsigned)aio_class(ios[i], &len) : 0;
 
@@ -869,18 +865,37 @@ int io_submit(aio_context_t ctx, long nr, struct iocb **ios)
 		if (r == NULL)
 			continue;
 		if (r->err == 0) {
-			take = nr / 2;
+			*take = nr / 2;
 			if (log_on)
-				say("faultio: short io_submit on %s: %ld of %ld iocbs", path, take, nr);
+				say("faultio: short io_submit on %s: %ld of %ld iocbs", path, *take, nr);
 		} else {
-			take = i;
+			*take = i;
 			note(r, op, "io_submit", path, (int)ios[i]->aio_fildes,
 			     op == OP_SYNC ? OFF_NONE : (long long)ios[i]->aio_offset, len);
-			if (i > 0)
+			if (i > 0 && defer)
 				aio_defer(ios[i], r->err);
 		}
 		break;
 	}
+	return r;
+}
+
+int io_submit(aio_context_t ctx, long nr, struct iocb **ios)
+{
+	int saved = errno, err;
+	struct rule *r;
+	long take = 0;
+
+	if (busy || nr <= 0 || ios == NULL)
+		return (int)aio_next(ctx, nr, ios);
+	busy++;
+	err = ios[0] != NULL ? aio_take(ios[0]) : 0;
+	if (err != 0) {
+		busy--;
+		errno = saved;
+		return -err;
+	}
+	r = aio_fault(nr, ios, &take, true);
 	busy--;
 	errno = saved;
 	if (r == NULL)
@@ -888,6 +903,44 @@ int io_submit(aio_context_t ctx, long nr, struct iocb **ios)
 	if (take == 0)
 		return -r->err;
 	return (int)aio_next(ctx, take, ios);
+}
+
+/*
+ * io_submit through syscall(2) (a program without libaio; the shim's own
+ * target writes): the same faults, with the system call's -1 and errno.
+ * A fault on iocb i > 0 submits the ones before it and returns i; the errno
+ * is not kept for a resubmission.  Every other call passes straight on.
+ */
+long syscall(long nr, ...)
+{
+	static long (*_Atomic next)(long, ...);
+	long (*f)(long, ...) = atomic_load_explicit(&next, memory_order_acquire);
+	long a[6], take = 0;
+	struct rule *r = NULL;
+	va_list ap;
+	int saved = errno;
+
+	va_start(ap, nr);
+	for (int i = 0; i < 6; i++)
+		a[i] = va_arg(ap, long);
+	va_end(ap);
+	if (f == NULL) {
+		f = (long (*)(long, ...))dlsym(RTLD_NEXT, "syscall");
+		atomic_store_explicit(&next, f, memory_order_release);
+	}
+	if (nr == SYS_io_submit && !busy && a[1] > 0 && a[2] != 0) {
+		busy++;
+		r = aio_fault(a[1], (struct iocb **)a[2], &take, false);
+		busy--;
+		errno = saved;
+		if (r != NULL && take == 0) {
+			errno = r->err;
+			return -1;
+		}
+		if (r != NULL)
+			a[1] = take;
+	}
+	return f(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
 }
 
 /* A function this libc lacks is left NULL here: only a call to it aborts. */

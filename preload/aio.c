@@ -7,8 +7,17 @@
  * returns.  Completions reaped straight from the ring in user space are not
  * seen: their regions stay dirty until the process exits (safe, not live).
  *
- * In the mirrored states a completed write is written to the target when it
- * is reaped, before the program sees the completion.  In the committed state
+ * In the mirrored states each write also goes to the target, as dm-raid1
+ * does: a write submitted in a mirrored state has a twin, the same write to
+ * the target, submitted right after it through the shim's own context, and
+ * its completion is not given to the program before the twin completed
+ * (io_getevents waits for it: the program's buffers stay the program's
+ * until it is told).  A twin that did not write every byte the source got
+ * is written again synchronously (shim_mirror: its failure handling), and
+ * so is a write that completes mirrored without a twin (submitted before
+ * the state changed, or when the twins' context was full or refused).  The
+ * write stays counted in flight until its twin ended, so no copy of its
+ * regions runs meanwhile.  In the committed state
  * (and for reads, in the switched state where the regions are clean) the
  * iocb's fd is pointed at the target while in flight and given back when it
  * is reaped.
@@ -18,6 +27,7 @@
  */
 #include <errno.h>
 #include <linux/aio_abi.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -31,24 +41,51 @@
 
 #define AIO_TABLE 65536 /* iocbs to sources in flight per process, at most */
 #define TOMB ((uintptr_t)1)
+#define TWIN_SLOTS 256  /* twins in flight per process, at most (io_setup) */
+#define TWIN_BATCH 64   /* twins submitted or reaped per system call */
+
+/* A write's twin (its copy to the target). */
+enum twin_state {
+	TWIN_NONE = 0,    /* none: mirrored synchronously at reap if due */
+	TWIN_ARMED = 1,   /* being submitted by io_submit's thread */
+	TWIN_PENDING = 2, /* submitted */
+	TWIN_DONE = 3,    /* completed with twin_res */
+};
 
 struct aio_entry {
 	_Atomic uintptr_t key; /* the iocb; 0 empty, TOMB removed */
 	aio_context_t ctx;
 	struct shim_track t;   /* a tracked write (t.active) */
 	int orig_fd;           /* >= 0: aio_fildes was redirected to the target */
+	_Atomic int twin;      /* enum twin_state */
+	int64_t twin_res;      /* written before twin turns TWIN_DONE (release) */
 };
 
 static struct aio_entry table[AIO_TABLE];
 static _Atomic unsigned live; /* entries in use, to skip work when none */
+
+/*
+ * The twins' context, made on first use.  One thread at a time reaps it
+ * (polling), posting each result in its entry; the others wait on cv, as
+ * do waiters for an ARMED twin (its submitter broadcasts once it knows).
+ */
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	aio_context_t ctx;
+	bool refused;  /* io_setup failed: no twins (aio-max-nr reached) */
+	bool polling;  /* a thread is in io_getevents on ctx */
+	unsigned waiters;
+} M = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, false, false, 0 };
 
 static size_t hash(uintptr_t k)
 {
 	return (size_t)((k >> 3) * UINT64_C(0x9e3779b97f4a7c15) >> 48) % AIO_TABLE;
 }
 
-static int insert(const struct iocb *cb, aio_context_t ctx, const struct shim_track *t,
-		  int orig_fd)
+/* Enter cb; its table index, or -EAGAIN when the table is full. */
+static long insert(const struct iocb *cb, aio_context_t ctx, const struct shim_track *t,
+		   int orig_fd)
 {
 	uintptr_t k = (uintptr_t)cb;
 
@@ -63,20 +100,151 @@ static int insert(const struct iocb *cb, aio_context_t ctx, const struct shim_tr
 				table[h].ctx = ctx;
 				table[h].t = *t;
 				table[h].orig_fd = orig_fd;
+				atomic_store_explicit(&table[h].twin, TWIN_NONE,
+						      memory_order_relaxed);
 				atomic_fetch_add_explicit(&live, 1, memory_order_relaxed);
 				atomic_store_explicit(&table[h].key, k, memory_order_release);
-				return 0;
+				return (long)h;
 			}
 		}
 	}
 	return -EAGAIN;
 }
 
+/* Reap the twins' context once (blocking for at least one twin: the caller
+ * has one pending) and post the results.  Caller is the polling thread. */
+static void twins_reap(void)
+{
+	struct io_event evs[TWIN_BATCH];
+	long r;
+
+	do
+		r = REAL(syscall)(SYS_io_getevents, M.ctx, 1L, (long)TWIN_BATCH, evs, NULL);
+	while (r < 0 && errno == EINTR);
+	for (long i = 0; i < r; i++) {
+		struct aio_entry *en = &table[evs[i].data];
+
+		en->twin_res = evs[i].res;
+		/* pairs with the acquire load in twin_wait */
+		atomic_store_explicit(&en->twin, TWIN_DONE, memory_order_release);
+	}
+	if (r < 0) {
+		/* cannot happen on a live context: do not spin on it */
+		struct timespec ts = { .tv_nsec = 1000000 };
+
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* Wait until en's twin is NONE or DONE; returns which. */
+static int twin_wait(struct aio_entry *en)
+{
+	int tw = atomic_load_explicit(&en->twin, memory_order_acquire);
+
+	if (tw == TWIN_NONE || tw == TWIN_DONE)
+		return tw;
+	pthread_mutex_lock(&M.mu);
+	for (;;) {
+		tw = atomic_load_explicit(&en->twin, memory_order_acquire);
+		if (tw == TWIN_NONE || tw == TWIN_DONE)
+			break;
+		if (tw == TWIN_ARMED || M.polling) {
+			M.waiters++;
+			pthread_cond_wait(&M.cv, &M.mu);
+			M.waiters--;
+			continue;
+		}
+		M.polling = true;
+		pthread_mutex_unlock(&M.mu);
+		twins_reap();
+		pthread_mutex_lock(&M.mu);
+		M.polling = false;
+		pthread_cond_broadcast(&M.cv);
+	}
+	pthread_mutex_unlock(&M.mu);
+	return tw;
+}
+
+/* The twins' context, or 0 when there is none to be had. */
+static aio_context_t twins_ctx(void)
+{
+	aio_context_t ctx;
+
+	pthread_mutex_lock(&M.mu);
+	if (M.ctx == 0 && !M.refused) {
+		ctx = 0;
+		if (REAL(syscall)(SYS_io_setup, (long)TWIN_SLOTS, &ctx) == 0)
+			M.ctx = ctx;
+		else
+			M.refused = true;
+	}
+	ctx = M.ctx;
+	pthread_mutex_unlock(&M.mu);
+	return ctx;
+}
+
 /*
- * A tracked write to a source completed with ev->res: in the mirrored and
- * committed states the target gets the same bytes (the iocb's buffers are
- * still the program's until it is told); a failure the program must see
- * becomes the completion's result.
+ * Submit the twins of ios[idx[0..n)] (entries ent[]; each ARMED): the same
+ * write to the target (with its RWF_DSYNC/RWF_SYNC, never its eventfd).
+ * Each twin ends PENDING (or already DONE), or NONE when it could not be
+ * submitted.
+ */
+static void twins_submit(struct iocb **ios, const long *idx, const long *ent, int n)
+{
+	struct iocb tcb[TWIN_BATCH], *tp[TWIN_BATCH];
+	aio_context_t ctx = twins_ctx();
+	int saved = errno, k = 0;
+	long sub = 0;
+
+	shim_busy++;
+	for (int i = 0; i < n; i++) {
+		const struct iocb *cb = ios[idx[i]];
+		struct aio_entry *en = &table[ent[i]];
+		int tfd = ctx != 0 ? shim_target_fd((int)en->t.pair, (int)cb->aio_fildes) : -1;
+
+		if (tfd < 0) {
+			atomic_store_explicit(&en->twin, TWIN_NONE, memory_order_release);
+			continue;
+		}
+		memset(&tcb[k], 0, sizeof(tcb[k]));
+		tcb[k].aio_data = (uint64_t)ent[i];
+		tcb[k].aio_lio_opcode = cb->aio_lio_opcode;
+		tcb[k].aio_rw_flags = cb->aio_rw_flags & (RWF_DSYNC | RWF_SYNC);
+		tcb[k].aio_fildes = (uint32_t)tfd;
+		tcb[k].aio_buf = cb->aio_buf;
+		tcb[k].aio_nbytes = cb->aio_nbytes;
+		tcb[k].aio_offset = cb->aio_offset;
+		tp[k] = &tcb[k];
+		k++;
+	}
+	if (k > 0) {
+		sub = REAL(syscall)(SYS_io_submit, ctx, (long)k, tp);
+		if (sub < 0)
+			sub = 0;
+	}
+	for (int i = 0; i < k; i++) {
+		struct aio_entry *en = &table[tcb[i].aio_data];
+		int armed = TWIN_ARMED;
+
+		if (i >= sub)
+			atomic_store_explicit(&en->twin, TWIN_NONE, memory_order_release);
+		else /* unless its completion was posted already */
+			atomic_compare_exchange_strong_explicit(&en->twin, &armed, TWIN_PENDING,
+								memory_order_acq_rel,
+								memory_order_acquire);
+	}
+	pthread_mutex_lock(&M.mu);
+	if (M.waiters > 0)
+		pthread_cond_broadcast(&M.cv);
+	pthread_mutex_unlock(&M.mu);
+	shim_busy--;
+	errno = saved;
+}
+
+/*
+ * A tracked write to a source completed with ev->res: the target gets the
+ * same bytes (the iocb's buffers are still the program's until it is told);
+ * a failure the program must see becomes the completion's result.
  */
 static void mirror_completed(struct iocb *cb, const struct shim_track *t, struct io_event *ev)
 {
@@ -84,8 +252,6 @@ static void mirror_completed(struct iocb *cb, const struct shim_track *t, struct
 	const struct iovec *iov = &one;
 	int cnt = 1, rc;
 
-	if (ev == NULL || ev->res <= 0 || t->hold >= 0 || shim_write_route() == SHIM_SOURCE)
-		return;
 	if (cb->aio_lio_opcode == IOCB_CMD_PWRITEV) {
 		iov = (const struct iovec *)(uintptr_t)cb->aio_buf;
 		cnt = (int)cb->aio_nbytes;
@@ -99,8 +265,9 @@ static void mirror_completed(struct iocb *cb, const struct shim_track *t, struct
 		ev->res = rc;
 }
 
-/* Remove cb if tracked: mirror it (with its completion ev, if reaped), end
- * its write, or give back its fd. */
+/* Remove cb if tracked (after its twin, if any, ended): give back its fd,
+ * and for a tracked write, mirror it synchronously when its completion ev
+ * is due a target write its twin did not make, then end it. */
 static void finish_ev(const void *cb, struct io_event *ev)
 {
 	uintptr_t k = (uintptr_t)cb;
@@ -115,15 +282,20 @@ static void finish_ev(const void *cb, struct io_event *ev)
 		if (cur == k) {
 			struct shim_track t = table[h].t;
 			int orig = table[h].orig_fd;
+			int tw = twin_wait(&table[h]);
+			int64_t tres = table[h].twin_res;
 
 			atomic_store_explicit(&table[h].key, TOMB, memory_order_release);
 			atomic_fetch_sub_explicit(&live, 1, memory_order_relaxed);
 			if (orig >= 0)
 				((struct iocb *)(uintptr_t)cb)->aio_fildes = (uint32_t)orig;
-			if (t.active) {
+			if (!t.active)
+				return;
+			if (ev != NULL && ev->res > 0 && t.hold < 0 &&
+			    shim_write_route() != SHIM_SOURCE &&
+			    !(tw == TWIN_DONE && tres >= ev->res))
 				mirror_completed((struct iocb *)(uintptr_t)cb, &t, ev);
-				shim_track_end(&t);
-			}
+			shim_track_end(&t);
 			return;
 		}
 	}
@@ -150,6 +322,13 @@ void shim_aio_reset(void)
 {
 	memset(table, 0, sizeof(table));
 	atomic_store(&live, 0);
+	/* a child has none of its parent's contexts, and only this thread */
+	pthread_mutex_init(&M.mu, NULL);
+	pthread_cond_init(&M.cv, NULL);
+	M.ctx = 0;
+	M.refused = false;
+	M.polling = false;
+	M.waiters = 0;
 }
 
 static bool is_write(const struct iocb *cb)
@@ -168,14 +347,16 @@ static bool is_rw(const struct iocb *cb)
 static int redirect(struct iocb *cb, aio_context_t ctx, int pair, int fd)
 {
 	struct shim_track none = { .hold = -1 };
-	int tfd = shim_target_fd(pair, fd), rc;
+	int tfd = shim_target_fd(pair, fd);
+	long rc;
 
 	if (tfd < 0)
 		return tfd;
 	rc = insert(cb, ctx, &none, fd);
-	if (rc == 0)
-		cb->aio_fildes = (uint32_t)tfd;
-	return rc;
+	if (rc < 0)
+		return (int)rc;
+	cb->aio_fildes = (uint32_t)tfd;
+	return 0;
 }
 
 /*
@@ -186,8 +367,9 @@ static int redirect(struct iocb *cb, aio_context_t ctx, int pair, int fd)
 static long tracked_submit(aio_context_t ctx, long nr, struct iocb **ios,
 			   long (*submit)(aio_context_t, long, struct iocb **))
 {
-	long r, taken;
-	int rc = 0;
+	long idx[TWIN_SLOTS], ent[TWIN_SLOTS]; /* the writes given twins */
+	long r, taken, h;
+	int rc = 0, n = 0, k;
 	long i;
 
 	for (i = 0; i < nr; i++) {
@@ -221,20 +403,33 @@ static long tracked_submit(aio_context_t ctx, long nr, struct iocb **ios,
 			shim_barrier_wait();
 		rc = pair >= 0 ? shim_track_pair(pair, info.off, info.len, &t)
 			       : shim_track_begin(fd, info.off, info.len, &t);
-		if (rc == 0 && t.active && (rc = insert(ios[i], ctx, &t, -1)) < 0)
-			shim_track_end(&t);
 		if (rc < 0)
 			break;
+		if (!t.active)
+			continue;
+		if ((h = insert(ios[i], ctx, &t, -1)) < 0) {
+			shim_track_end(&t);
+			rc = (int)h;
+			break;
+		}
+		/* mirrored: a twin, armed before the kernel sees the write so
+		 * that a thread reaping it waits for the twin */
+		if (t.hold < 0 && n < TWIN_SLOTS && shim_write_route() == SHIM_MIRROR) {
+			atomic_store_explicit(&table[h].twin, TWIN_ARMED, memory_order_relaxed);
+			idx[n] = i;
+			ent[n++] = h;
+		}
 	}
-	if (rc < 0) {
-		for (long j = 0; j < i; j++)
-			if (ios[j] != NULL && is_rw(ios[j]))
-				finish(ios[j]);
-		return rc;
-	}
-	r = submit(ctx, nr, ios);
+	r = rc < 0 ? rc : submit(ctx, nr, ios);
 	taken = r < 0 ? 0 : r;
-	for (long j = taken; j < nr; j++)
+	/* the writes the kernel did not take have no twin */
+	for (k = 0; k < n && idx[k] < taken; k++)
+		;
+	for (int j = k; j < n; j++)
+		atomic_store_explicit(&table[ent[j]].twin, TWIN_NONE, memory_order_relaxed);
+	for (int j = 0; j < k; j += TWIN_BATCH)
+		twins_submit(ios, idx + j, ent + j, k - j < TWIN_BATCH ? k - j : TWIN_BATCH);
+	for (long j = taken; j < (rc < 0 ? i : nr); j++)
 		if (ios[j] != NULL && is_rw(ios[j]))
 			finish(ios[j]);
 	return r;
@@ -258,9 +453,10 @@ int io_destroy(aio_context_t ctx);
 /*
  * Nonzero while this thread is in libaio's own function: libaio makes the
  * system call through syscall(2), which the shim wraps too, and the call
- * must be tracked once, not again inside.  Only the aio system calls look
- * at it, so a signal handler meanwhile is still tracked, unless it calls
- * those.
+ * must be tracked once, not again inside (its twins armed twice, and a
+ * nested submit that finishes an iocb the outer one armed would wait for
+ * it forever).  Only the aio system calls look at it, so a signal handler
+ * meanwhile is still tracked, unless it calls those.
  */
 static __thread int in_libaio __attribute__((tls_model("initial-exec")));
 
