@@ -112,11 +112,42 @@ wait_file() {
 	return 0
 }
 
+# The block device the scratch directory lives on, as /sys/class/block/NAME
+# (empty when unknown: a tmpfs, an overlay).
+data_disk() {
+	local src
+	src=$(df --output=source "$DATA" 2>/dev/null | tail -1)
+	src=${src#/dev/}
+	[ -n "$src" ] && [ -r "/sys/class/block/$src/stat" ] && echo "/sys/class/block/$src"
+}
+
+# Wait until the scratch disk is idle: nothing in flight and no counter
+# moving for 0.3 s (at most 30 s).  A file system mounted with `discard`
+# trims the blocks of a removed file after its journal commits; the trims of
+# the last run's target would otherwise slow down the next run, whichever
+# tool it is.
+settle_disk() {
+	local disk a b i
+	disk=$(data_disk) || return 0
+	[ -n "$disk" ] || return 0
+	a=$(cat "$disk/stat")
+	for ((i = 0; i < 100; i++)); do
+		sleep 0.3
+		b=$(cat "$disk/stat")
+		# field 9 of the stat file: I/Os in flight
+		[ "$a" = "$b" ] && [ "$(echo "$b" | awk '{print $9}')" = 0 ] && return 0
+		a=$b
+	done
+	log "the scratch disk did not settle in 30 s"
+}
+
 # Flush dirty pages and empty the page cache, so every run reads from the
-# disk.  DROP_OK=false when it is not allowed (not root, a container).
+# disk; then let the disk settle.  DROP_OK=false when the cache cannot be
+# dropped (not root, a container).
 DROP_OK=true
 drop_caches() {
 	sync
+	settle_disk
 	if ! { echo 3 >/proc/sys/vm/drop_caches; } 2>/dev/null; then
 		if [ "$DROP_OK" = true ]; then
 			log "cannot drop the page cache (not root?): runs may be served from memory"
