@@ -776,6 +776,10 @@ static int aio_class(const struct iocb *cb, uint64_t *len)
 	}
 }
 
+/* Nonzero while this thread is in the next io_submit (libaio's makes its
+ * system call through syscall(2): not to be faulted a second time). */
+static __thread int in_next __attribute__((tls_model("initial-exec")));
+
 static long aio_next(aio_context_t ctx, long nr, struct iocb **ios)
 {
 	static int (*_Atomic next)(aio_context_t, long, struct iocb **);
@@ -788,10 +792,10 @@ static long aio_next(aio_context_t ctx, long nr, struct iocb **ios)
 		atomic_store_explicit(&next, f, memory_order_release);
 		atomic_store_explicit(&looked, 1, memory_order_release);
 	}
-	if (f != NULL)
-		return f(ctx, nr, ios);
-	long r = syscall(SYS_io_submit, ctx, nr, ios);
-	return r < 0 ? -errno : r;
+	in_next++;
+	long r = f != NULL ? f(ctx, nr, ios) : syscall(SYS_io_submit, ctx, nr, ios);
+	in_next--;
+	return f != NULL || r >= 0 ? r : -errno;
 }
 
 /*
@@ -928,7 +932,7 @@ long syscall(long nr, ...)
 		f = (long (*)(long, ...))dlsym(RTLD_NEXT, "syscall");
 		atomic_store_explicit(&next, f, memory_order_release);
 	}
-	if (nr == SYS_io_submit && !busy && a[1] > 0 && a[2] != 0) {
+	if (nr == SYS_io_submit && !busy && !in_next && a[1] > 0 && a[2] != 0) {
 		busy++;
 		r = aio_fault(a[1], (struct iocb **)a[2], &take, false);
 		busy--;
