@@ -1315,7 +1315,6 @@ int engine_run(const char *dir, struct state *st, struct sess *s, const struct e
 			last_ckpt = now;
 			if (rc < 0 || stop)
 				break;
-			backlog = false;
 			if (e.state_seen == SESS_COMMITTED)
 				break; /* --follow ends with the session */
 			if ((e.ingested && backlog) || e.lost_seen || e.repaired) {
@@ -1336,6 +1335,7 @@ int engine_run(const char *dir, struct state *st, struct sess *s, const struct e
 					e.pairs[i].dirty_scan = 0;
 				pthread_mutex_unlock(&e.mu);
 			}
+			backlog = false; /* only the first checkpoint reads it */
 		}
 		if (drained && !o->follow)
 			break;
