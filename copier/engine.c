@@ -122,6 +122,8 @@ struct engine {
 	unsigned mirror_passes;  /* dirty passes completed while mirrored */
 
 	_Atomic uint64_t bytes_done; /* data bytes written, for the rate shown */
+	double prog_t0;              /* when this run started copying, and */
+	uint64_t prog_done0;         /* the bulk regions done then (for the ETA) */
 	uint32_t state_seen;         /* session state read by the last checkpoint */
 	uint64_t regions_total;
 };
@@ -905,8 +907,12 @@ static void progress_line(struct engine *e, bool tty, bool final, double *last_t
 	pthread_mutex_unlock(&e->mu);
 	pct = e->regions_total ? 100.0 * (double)done / (double)e->regions_total : 100.0;
 	rate = dt > 0 ? (double)(bytes - *last_bytes) / dt : 0;
-	if (rate > 0 && done < e->regions_total) {
-		double left = (double)(e->regions_total - done) * (double)e->region_size / rate;
+	/* by regions done since the start, not bytes: the regions in a sparse
+	 * source's holes take no bytes and next to no time */
+	if (done > e->prog_done0 && done < e->regions_total) {
+		double left = (now - e->prog_t0) * (double)(e->regions_total - done) /
+			      (double)(done - e->prog_done0);
+
 		snprintf(eta, sizeof(eta), "%d:%02d", (int)(left / 60), (int)left % 60);
 	} else {
 		snprintf(eta, sizeof(eta), "--:--");
@@ -1255,7 +1261,11 @@ int engine_run(const char *dir, struct state *st, struct sess *s, const struct e
 		}
 	}
 
-	last_ckpt = last_prog = rate_t = mono_now();
+	last_ckpt = last_prog = rate_t = e.prog_t0 = mono_now();
+	pthread_mutex_lock(&e.mu);
+	for (uint32_t i = 0; i < e.npairs; i++)
+		e.prog_done0 += e.pairs[i].done.count;
+	pthread_mutex_unlock(&e.mu);
 	rc = 0;
 	for (;;) {
 		struct timespec ts;

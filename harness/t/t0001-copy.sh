@@ -77,6 +77,21 @@ $VOLMIG sync -s st3 --rate 8M --progress-interval 0.5 2>progress.txt
 ok_if "periodic progress lines when stderr is not a terminal" \
 	test "$(grep -c 'progress [0-9.]*%' progress.txt)" -ge 2
 
+# The ETA of a sparse source counts its holes as the little they take: 16
+# GiB holding 8 MiB in 1 MiB extents every 2 GiB, copied at 4 MiB/s (about
+# 2 s), must not be shown as minutes (16 GiB at the byte rate: over an hour).
+truncate -s 16G e.src
+for i in $(seq 0 7); do
+	dd if=/dev/urandom of=e.src bs=1M count=1 seek=$((i * 2048)) conv=notrunc status=none
+done
+$VOLMIG setup -s st4 --source e.src --target e.tgt 2>/dev/null
+$VOLMIG sync -s st4 --rate 4M --progress-interval 0.4 2>progress4.txt
+etas=$(sed -n 's/.*progress [0-9.]*% .* ETA \([0-9]*\):\([0-9]*\)$/\1 \2/p' progress4.txt)
+note "ETAs (minutes seconds): $(echo $etas)"
+ok_if "a sparse source's ETA is seconds, not the byte rate's hours" \
+	test -n "$etas" -a "$(echo "$etas" | awk '$1 > 0 || $2 > 30' | wc -l)" -eq 0
+rm -rf st4 e.src e.tgt
+
 # abort, cleanup.
 ok_if "cleanup refuses a session that is not finished" sh -c "! $VOLMIG cleanup -s st3 2>/dev/null"
 ok_if "abort exits 0" $VOLMIG abort -s st3
