@@ -136,13 +136,16 @@ static void twins_reap(void)
 	}
 }
 
-/* Wait until en's twin is NONE or DONE; returns which. */
+/* Wait until en's twin is NONE or DONE; returns which.  Not a cancellation
+ * point: a thread cancelled here would leave M.mu locked, and the wait is
+ * bounded by the twin's I/O. */
 static int twin_wait(struct aio_entry *en)
 {
-	int tw = atomic_load_explicit(&en->twin, memory_order_acquire);
+	int tw = atomic_load_explicit(&en->twin, memory_order_acquire), cs;
 
 	if (tw == TWIN_NONE || tw == TWIN_DONE)
 		return tw;
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs);
 	pthread_mutex_lock(&M.mu);
 	for (;;) {
 		tw = atomic_load_explicit(&en->twin, memory_order_acquire);
@@ -162,6 +165,7 @@ static int twin_wait(struct aio_entry *en)
 		pthread_cond_broadcast(&M.cv);
 	}
 	pthread_mutex_unlock(&M.mu);
+	pthread_setcancelstate(cs, NULL);
 	return tw;
 }
 
