@@ -2,13 +2,14 @@
  * rd: the read family and the flushes, routed by the session's state (see
  * route.c): a read of a source goes to the target in the committed state,
  * and in the switched state wherever its regions are clean; fsync and
- * fdatasync of a source flush what the current state writes to; fstat and
- * lseek from the end measure the target once committed.
+ * fdatasync of a source flush what the current state writes to; fstat,
+ * stat by path and lseek from the end measure the target once committed.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -294,6 +295,88 @@ int fstat64(int fd, struct stat64 *st)
 
 	if (r == 0 && !shim_busy && (tfd = committed_target(fd)) >= 0)
 		as_target(tfd, (struct stat *)st);
+	return r;
+}
+
+/*
+ * stat by path (or by dir fd and path) of a file source in the committed
+ * state: the target's size, blocks and times, as fstat.  The file is
+ * known by its device and inode.
+ */
+static int committed_file_target(uint64_t dev, uint64_t ino)
+{
+	int pair, tfd = -1, saved = errno;
+
+	if (shim_busy)
+		return -1;
+	shim_busy++;
+	pair = shim_file_pair(dev, ino);
+	if (pair >= 0 && shim_write_route() == SHIM_TARGET)
+		tfd = shim_target_fd(pair, -1);
+	shim_busy--;
+	errno = saved;
+	return tfd < 0 ? -1 : tfd;
+}
+
+static int path_stat_done(int r, struct stat *st)
+{
+	int tfd;
+
+	if (r == 0 && S_ISREG(st->st_mode) &&
+	    (tfd = committed_file_target((uint64_t)st->st_dev, (uint64_t)st->st_ino)) >= 0)
+		as_target(tfd, st);
+	return r;
+}
+
+int stat(const char *path, struct stat *st)
+{
+	return path_stat_done(REAL(stat)(path, st), st);
+}
+
+int stat64(const char *path, struct stat64 *st)
+{
+	return path_stat_done(REAL(stat64)(path, st), (struct stat *)st);
+}
+
+int lstat(const char *path, struct stat *st)
+{
+	return path_stat_done(REAL(lstat)(path, st), st);
+}
+
+int lstat64(const char *path, struct stat64 *st)
+{
+	return path_stat_done(REAL(lstat64)(path, st), (struct stat *)st);
+}
+
+int fstatat(int dirfd, const char *path, struct stat *st, int flags)
+{
+	return path_stat_done(REAL(fstatat)(dirfd, path, st, flags), st);
+}
+
+int fstatat64(int dirfd, const char *path, struct stat64 *st, int flags)
+{
+	return path_stat_done(REAL(fstatat64)(dirfd, path, st, flags), (struct stat *)st);
+}
+
+int statx(int dirfd, const char *path, int flags, unsigned int mask, struct statx *stx)
+{
+	int r = REAL(statx)(dirfd, path, flags, mask, stx), tfd;
+	struct stat t;
+
+	if (r == 0 && S_ISREG(stx->stx_mode) &&
+	    (tfd = committed_file_target(makedev(stx->stx_dev_major, stx->stx_dev_minor),
+					 stx->stx_ino)) >= 0) {
+		shim_busy++;
+		if (REAL(fstat)(tfd, &t) == 0) {
+			stx->stx_size = (uint64_t)t.st_size;
+			stx->stx_blocks = (uint64_t)t.st_blocks;
+			stx->stx_mtime.tv_sec = t.st_mtim.tv_sec;
+			stx->stx_mtime.tv_nsec = (uint32_t)t.st_mtim.tv_nsec;
+			stx->stx_ctime.tv_sec = t.st_ctim.tv_sec;
+			stx->stx_ctime.tv_nsec = (uint32_t)t.st_ctim.tv_nsec;
+		}
+		shim_busy--;
+	}
 	return r;
 }
 

@@ -304,6 +304,22 @@ static int tgt_mode(int fd)
 	return (v & FD_DIRECT ? 1 : 0) + (v & FD_SYNC ? 4 : v & FD_DSYNC ? 2 : 0);
 }
 
+int shim_file_pair(uint64_t dev, uint64_t ino)
+{
+	const struct ctl_hdr *h;
+
+	if (!S.enabled || ensure_attached() < 0)
+		return -1;
+	h = S.ctl.hdr;
+	for (uint32_t p = 0; p < h->npairs; p++) {
+		const struct ctl_ident *id = &h->pairs[p].source_id;
+
+		if (id->kind == 1 && id->dev == dev && id->ino == ino)
+			return (int)p;
+	}
+	return -1;
+}
+
 int shim_source_pair(int fd)
 {
 	int p, saved = errno;

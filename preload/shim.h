@@ -86,6 +86,11 @@ void shim_maps_after_fork(void);
 /* Is fd a source?  Returns the pair index, or -1. */
 int shim_source_pair(int fd);
 
+/* The pair whose source is the file with this device and inode (as stat
+ * gives them), or -1.  Attaches to the session's control block if this
+ * process has not yet (a path stat may come before any open). */
+int shim_file_pair(uint64_t dev, uint64_t ino);
+
 /*
  * Must a write to fd go through shim_track_begin?  The pair index (a
  * source); -2 when fd may be a source the tracker cannot classify yet (no

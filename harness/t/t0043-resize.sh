@@ -5,8 +5,8 @@
 # every byte and the length against its model.  Through copying (copier
 # and program killed at random), synced (mirrored: the target has the
 # source's length at once, with no copier running), switched (reads across
-# the end come from the target), commit (fstat and reads see the target; the
-# source stops changing) -- then a source that grows past its reserve (the
+# the end come from the target), commit (fstat, stat by path and reads see
+# the target; the source stops changing) -- then a source that grows past its reserve (the
 # write goes on, the migration stops with a message), and a block-device
 # target (it must hold the reserve; past the source's end it reads zeros).
 . "$(dirname "$0")/lib-test.sh"
@@ -119,6 +119,23 @@ h2=$(sha "$src")
 stop_app "committed (fstat and reads see the target)"
 same "the target holds every acknowledged write, at the program's length" \
 	"$SCRATCH/model" "$tgt"
+# stat by path measures the target once committed, as fstat does: a write
+# past the end makes the target longer than the source
+head -c 4096 /dev/urandom >"$SCRATCH/blk"
+ok_if "a write past the end (committed: the target alone)" \
+	shim_pwrite "$VOLMIG_BIN" "$S" "$src" "$SCRATCH/blk" $((20 * MIB))
+want=$(stat -c %s "$tgt")
+ok_if "the target grew ($want bytes), the source did not ($(stat -c %s "$src"))" \
+	test "$want" -eq $((20 * MIB + 4096)) -a "$(stat -c %s "$src")" -lt "$want"
+got=$($VOLMIG_BIN exec -s "$S" -- python3 -c '
+import os, sys
+p = sys.argv[1]
+d = os.open(os.path.dirname(p), os.O_RDONLY)
+print(os.stat(p).st_size, os.lstat(p).st_size, os.stat(os.path.basename(p), dir_fd=d).st_size)' "$src")
+ok_if "stat, lstat and fstatat of the source's path under the shim give the target's size" \
+	test "$got" = "$want $want $want"
+ok_if "statx (stat -c %s) under the shim gives the target's size" \
+	test "$($VOLMIG_BIN exec -s "$S" -- stat -c %s "$src")" = "$want"
 kill -TERM "$cpid" 2>/dev/null
 wait "$cpid" 2>/dev/null
 
