@@ -87,6 +87,10 @@ struct pair_rt {
 				       snapshot (it only grows by pend_add and
 				       shrinks by pend_del) */
 	uint64_t pend_copied, pend_recopied;
+	struct u64vec ahead;        /* bulk regions done at or past the cursor:
+				       (region, bytes) pairs, counted by the
+				       checkpoint whose cursor passes them (a
+				       kill before it redoes them) */
 	struct state_progress prog; /* as last committed */
 	bool prog_dirty;            /* prog.hwm changed, not yet committed */
 };
@@ -484,6 +488,38 @@ fail:
 	return rc;
 }
 
+static bool ahead_push(struct pair_rt *p, uint64_t r, uint64_t bytes)
+{
+	if (vec_push(&p->ahead, r) < 0)
+		return false;
+	if (vec_push(&p->ahead, bytes) < 0) {
+		p->ahead.n--;
+		return false;
+	}
+	return true;
+}
+
+/* Count the bulk regions of p done below cursor into np; keep the others.
+ * Caller holds mu. */
+static void counted_ahead(struct pair_rt *p, uint64_t cursor, struct state_progress *np)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i + 1 < p->ahead.n; i += 2) {
+		uint64_t r = p->ahead.v[i], bytes = p->ahead.v[i + 1];
+
+		if (r < cursor) {
+			np->bytes_copied += bytes;
+			if (r < p->recopy_limit)
+				np->bytes_recopied += bytes;
+		} else {
+			p->ahead.v[k++] = r;
+			p->ahead.v[k++] = bytes;
+		}
+	}
+	p->ahead.n = k;
+}
+
 /* Account a finished region. Caller holds mu. */
 static void complete_region(struct engine *e, const struct work *w, uint64_t r, bool clean,
 			    uint64_t bytes)
@@ -491,12 +527,15 @@ static void complete_region(struct engine *e, const struct work *w, uint64_t r, 
 	struct pair_rt *p = &e->pairs[w->pair];
 
 	region_map_clear(&p->busy, r);
-	if (w->kind != WORK_DIRTY) {
+	if (w->kind != WORK_DIRTY)
 		region_map_set(&p->done, r);
-		if (r < p->recopy_limit)
+	/* a bulk region's bytes are counted once the cursor passes it
+	 * (counted_ahead); out of memory, now */
+	if (w->kind == WORK_DIRTY || bytes == 0 || !ahead_push(p, r, bytes)) {
+		p->pend_copied += bytes;
+		if (w->kind != WORK_DIRTY && r < p->recopy_limit)
 			p->pend_recopied += bytes;
 	}
-	p->pend_copied += bytes;
 	/* A write may have dirtied the region again after its copy ended (its
 	 * intent may even be ingested already): then it is not clean. */
 	if (clean && (atomic_load_explicit(ctl_region(&e->ctl, w->pair, r), memory_order_acquire) &
@@ -799,6 +838,7 @@ static int checkpoint(struct engine *e, bool *changed_out)
 		np->cursor = region_map_next_clear(&p->done, p->prog.cursor);
 		np->bytes_copied += p->pend_copied;
 		np->bytes_recopied += p->pend_recopied;
+		counted_ahead(p, np->cursor, np);
 		if ((rc = drain_map(&p->pend_add, &c.add[i])) < 0 ||
 		    (rc = drain_map(&p->pend_del, &c.del[i])) < 0)
 			break;
@@ -1083,6 +1123,7 @@ static void engine_release(struct engine *e)
 			region_map_release(&p->pend_add);
 			region_map_release(&p->pend_del);
 			region_map_release(&p->ddirty);
+			free(p->ahead.v);
 		}
 		free(e->pairs);
 	}
