@@ -182,19 +182,20 @@ int shim_mirror(int pair, int srcfd, const struct iovec *iov, int cnt, uint64_t 
 
 	if (c == NULL || n == 0)
 		return 0;
+	rwf &= RWF_DSYNC | RWF_SYNC;
 	shim_busy++;
 	tfd = shim_target_fd(pair, srcfd);
 	if (tfd < 0) {
 		rc = tfd;
 	} else if (iov == NULL) {
-		rc = copy_range(srcfd, tfd, off, n, rwf & (RWF_DSYNC | RWF_SYNC));
+		rc = copy_range(srcfd, tfd, off, n, rwf);
 	} else {
 		uint64_t left = n, at = off;
 
 		for (int i = 0; i < cnt && left > 0 && rc == 0; i++) {
 			size_t k = iov[i].iov_len < left ? iov[i].iov_len : (size_t)left;
 
-			rc = pwrite_all(tfd, iov[i].iov_base, k, at, rwf & (RWF_DSYNC | RWF_SYNC));
+			rc = pwrite_all(tfd, iov[i].iov_base, k, at, rwf);
 			at += k;
 			left -= k;
 		}

@@ -227,6 +227,15 @@ static bool maybe_volume(int fd)
 	return fstat(fd, &st) == 0 && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode));
 }
 
+/* The FD_* bits of open flags fl (F_GETFL; 0 or less: none). */
+static uint32_t open_bits(int fl)
+{
+	if (fl <= 0)
+		return 0;
+	return (fl & O_DIRECT ? FD_DIRECT : 0) | (fl & O_APPEND ? FD_APPEND : 0) |
+	       ((fl & O_SYNC) == O_SYNC ? FD_SYNC : (fl & O_SYNC) == O_DSYNC ? FD_DSYNC : 0);
+}
+
 /* Pair of fd, -1 when not a source, or -2 - errno when a session exists
  * but cannot be used (fail closed, I8). */
 static int source_pair(int fd)
@@ -257,10 +266,7 @@ static int source_pair(int fd)
 
 		atomic_store_explicit(&fd_class[fd],
 				      (gen << 8) | (uint32_t)(p + 2) |
-					      (fl > 0 && (fl & O_DIRECT) ? FD_DIRECT : 0) |
-					      (fl > 0 && (fl & O_APPEND) ? FD_APPEND : 0) |
-					      (fl > 0 && (fl & O_SYNC) == O_SYNC ? FD_SYNC : 0) |
-					      (fl > 0 && (fl & O_SYNC) == O_DSYNC ? FD_DSYNC : 0),
+					      open_bits(fl),
 				      memory_order_relaxed);
 	}
 	return p;
@@ -296,10 +302,7 @@ static int tgt_mode(int fd)
 		v = atomic_load_explicit(&fd_class[fd], memory_order_relaxed);
 	if ((v & 0x7f) == 0) {
 		fl = fcntl(fd, F_GETFL);
-		if (fl < 0)
-			fl = 0;
-		v = (fl & O_DIRECT ? FD_DIRECT : 0) | ((fl & O_SYNC) == O_SYNC ? FD_SYNC : 0) |
-		    ((fl & O_SYNC) == O_DSYNC ? FD_DSYNC : 0);
+		v = open_bits(fl);
 	}
 	return (v & FD_DIRECT ? 1 : 0) + (v & FD_SYNC ? 4 : v & FD_DSYNC ? 2 : 0);
 }
