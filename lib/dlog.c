@@ -167,6 +167,55 @@ static int datasync(int fd)
 	return 0;
 }
 
+/*
+ * fdatasync the segment, for an append or a header update; 0 or -errno.
+ * The kernel reports a writeback error once, to one fdatasync of the file:
+ * when two run at once, the one that succeeded may have found the error
+ * already taken by the other, still on its way to setting `broken`.  So a
+ * failure sets `broken` before its sync counts as ended, and a sync that
+ * succeeded waits for every sync in flight when it ended (the ones begun
+ * after cannot have taken an error it would have seen) before it trusts
+ * `broken`: -EIO if set.
+ */
+static int seg_sync(struct dlog_writer *w)
+{
+	struct dlog_flight me = { .prev = NULL, .next = NULL };
+	uint64_t last;
+	int rc;
+
+	pthread_mutex_lock(&w->fl_mu);
+	me.ticket = ++w->fl_next;
+	me.prev = w->fl_tail;
+	if (w->fl_tail != NULL)
+		w->fl_tail->next = &me;
+	else
+		w->fl_head = &me;
+	w->fl_tail = &me;
+	pthread_mutex_unlock(&w->fl_mu);
+
+	rc = datasync(w->fd);
+
+	pthread_mutex_lock(&w->fl_mu);
+	if (rc < 0)
+		atomic_store_explicit(&w->broken, true, memory_order_release);
+	if (me.prev != NULL)
+		me.prev->next = me.next;
+	else
+		w->fl_head = me.next;
+	if (me.next != NULL)
+		me.next->prev = me.prev;
+	else
+		w->fl_tail = me.prev;
+	pthread_cond_broadcast(&w->fl_cv);
+	last = w->fl_next;
+	while (w->fl_head != NULL && w->fl_head->ticket <= last)
+		pthread_cond_wait(&w->fl_cv, &w->fl_mu);
+	if (rc == 0 && atomic_load_explicit(&w->broken, memory_order_acquire))
+		rc = -EIO;
+	pthread_mutex_unlock(&w->fl_mu);
+	return rc;
+}
+
 int dlog_writer_create(struct dlog_writer *w, int dirfd, const char *path, uint64_t session_id,
 		       pid_t pid, uint64_t start, bool sync_each)
 {
@@ -203,6 +252,8 @@ int dlog_writer_create(struct dlog_writer *w, int dirfd, const char *path, uint6
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_mutex_init(&w->sync_mu, NULL);
 	pthread_cond_init(&w->sync_cv, NULL);
+	pthread_mutex_init(&w->fl_mu, NULL);
+	pthread_cond_init(&w->fl_cv, NULL);
 	w->syncing = false;
 	atomic_init(&w->broken, false);
 	return 0;
@@ -221,6 +272,8 @@ void dlog_writer_close(struct dlog_writer *w)
 		pthread_mutex_destroy(&w->mu);
 		pthread_mutex_destroy(&w->sync_mu);
 		pthread_cond_destroy(&w->sync_cv);
+		pthread_mutex_destroy(&w->fl_mu);
+		pthread_cond_destroy(&w->fl_cv);
 	}
 	w->fd = -1;
 }
@@ -240,7 +293,7 @@ static int mark_lost(struct dlog_writer *w, uint32_t pair, int why)
 	/* the header block is allocated: overwriting it needs no new space */
 	rc = pwrite_all(w->fd, hdr, 512, 0);
 	if (rc == 0)
-		rc = datasync(w->fd);
+		rc = seg_sync(w);
 	return rc == 0 ? 1 : (why < 0 ? why : rc);
 }
 
@@ -286,12 +339,7 @@ int dlog_append(struct dlog_writer *w, uint32_t pair, uint64_t first, uint32_t c
 	pthread_mutex_unlock(&w->mu);
 
 	if (w->sync_each) {
-		rc = datasync(w->fd);
-		if (rc < 0)
-			atomic_store_explicit(&w->broken, true, memory_order_release);
-		else if (atomic_load_explicit(&w->broken, memory_order_acquire))
-			rc = -EIO; /* another thread's sync failed: ours may have
-				    * found the error already reported */
+		rc = seg_sync(w);
 		if (rc == 0)
 			CRASH_POINT("dlog.flush.after");
 		return rc;
@@ -317,14 +365,12 @@ int dlog_append(struct dlog_writer *w, uint32_t pair, uint64_t first, uint32_t c
 		w->syncing = true;
 		upto = atomic_load_explicit(&w->written, memory_order_acquire);
 		pthread_mutex_unlock(&w->sync_mu);
-		rc = datasync(w->fd);
+		rc = seg_sync(w); /* sets `broken` when it fails */
 		pthread_mutex_lock(&w->sync_mu);
 		w->syncing = false;
 		if (rc == 0) {
 			atomic_store_explicit(&w->durable, upto, memory_order_release);
 			CRASH_POINT("dlog.flush.after");
-		} else {
-			atomic_store_explicit(&w->broken, true, memory_order_release);
 		}
 		pthread_cond_broadcast(&w->sync_cv);
 		if (rc < 0)

@@ -99,6 +99,12 @@ struct dlog_scan {
 size_t dlog_scan(const uint8_t *buf, size_t len, uint64_t salt, uint64_t first_seq,
 		 void (*fn)(const struct dlog_rec *r, void *arg), void *arg, struct dlog_scan *res);
 
+/* An fdatasync of a segment in flight (on its caller's stack). */
+struct dlog_flight {
+	uint64_t ticket;
+	struct dlog_flight *prev, *next;
+};
+
 /* A segment open for appending (the shim's side). */
 struct dlog_writer {
 	int fd;
@@ -109,6 +115,10 @@ struct dlog_writer {
 	pthread_cond_t sync_cv;  /* broadcast when a group-commit sync ends */
 	bool syncing;            /* a group-commit leader is in fdatasync */
 	_Atomic bool broken;     /* an fdatasync failed: nothing new is durable */
+	pthread_mutex_t fl_mu;   /* guards the fdatasyncs in flight; fl_cv's mutex */
+	pthread_cond_t fl_cv;    /* broadcast when an fdatasync ends */
+	uint64_t fl_next;        /* ticket of the last fdatasync begun */
+	struct dlog_flight *fl_head, *fl_tail; /* in flight, oldest first */
 	uint64_t tail;           /* next free offset (under mu) */
 	uint64_t prealloc_end;   /* preallocated up to here (under mu) */
 	_Atomic uint64_t written;  /* records below were handed to the kernel */

@@ -5,6 +5,11 @@
  * commit and per-record sync, preallocation, growth, the full-disk rule)
  * and dlog_seg_name.
  *
+ * fdatasync and posix_fallocate are defined here, so the writer in
+ * lib/dlog.c calls these: the real ones, unless a test scripts them (one
+ * writeback error taken by one of two fdatasyncs running at once; a full
+ * disk).
+ *
  * Checksums are recomputed here from the format dlog.h documents (XXH3-64,
  * records seeded with the segment salt), so an encoder and a decoder that
  * drifted together from the format still fail.  Decoders are always given
@@ -19,6 +24,7 @@
 #include "dlog.h"
 
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -29,6 +35,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1086,6 +1093,166 @@ static void test_writer_growth(void)
 	unlink(path);
 }
 
+/*
+ * The script: the first scripted fdatasync (thread A) says it has begun,
+ * waits until thread B's append returned (at most a second: with the rule
+ * in place B waits for A) and returns a_rc; the second (B's) returns b_rc
+ * at once.  posix_fallocate fails with ENOSPC while `full` is set.
+ */
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool on, full, a_in, b_returned;
+	int calls, a_rc, b_rc;
+} sc = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
+
+int fdatasync(int fd)
+{
+	struct timespec until;
+	int n, rc;
+
+	pthread_mutex_lock(&sc.mu);
+	if (!sc.on) {
+		pthread_mutex_unlock(&sc.mu);
+		return (int)syscall(SYS_fdatasync, fd);
+	}
+	n = ++sc.calls;
+	if (n == 1) {
+		sc.a_in = true;
+		pthread_cond_broadcast(&sc.cv);
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += 1;
+		while (!sc.b_returned && pthread_cond_timedwait(&sc.cv, &sc.mu, &until) == 0)
+			;
+		rc = sc.a_rc;
+	} else {
+		rc = n == 2 ? sc.b_rc : 0;
+	}
+	pthread_mutex_unlock(&sc.mu);
+	if (rc < 0) {
+		errno = -rc;
+		return -1;
+	}
+	return 0;
+}
+
+int posix_fallocate(int fd, off_t off, off_t len)
+{
+	static int (*real)(int, off_t, off_t);
+	bool full;
+
+	pthread_mutex_lock(&sc.mu);
+	full = sc.full;
+	pthread_mutex_unlock(&sc.mu);
+	if (full)
+		return ENOSPC;
+	if (real == NULL)
+		real = (int (*)(int, off_t, off_t))dlsym(RTLD_NEXT, "posix_fallocate");
+	return real != NULL ? real(fd, off, len) : ENOSYS;
+}
+
+static void script(bool on, int a_rc, int b_rc)
+{
+	pthread_mutex_lock(&sc.mu);
+	sc.on = on;
+	sc.full = false;
+	sc.a_in = sc.b_returned = false;
+	sc.calls = 0;
+	sc.a_rc = a_rc;
+	sc.b_rc = b_rc;
+	pthread_mutex_unlock(&sc.mu);
+}
+
+struct racer {
+	struct dlog_writer *w;
+	uint64_t first;
+	int rc;
+};
+
+static void *racer_a(void *arg)
+{
+	struct racer *r = arg;
+
+	r->rc = dlog_append(r->w, 0, r->first, 1);
+	return NULL;
+}
+
+/* B: once A is in its fdatasync, append (out of space when `full`). */
+static void race_b(struct dlog_writer *w, uint64_t first, bool full, int *rc)
+{
+	pthread_mutex_lock(&sc.mu);
+	while (!sc.a_in)
+		pthread_cond_wait(&sc.cv, &sc.mu);
+	pthread_mutex_unlock(&sc.mu);
+	if (full) {
+		pthread_mutex_lock(&w->mu);
+		w->prealloc_end = w->tail; /* the next record needs new space */
+		pthread_mutex_unlock(&w->mu);
+		pthread_mutex_lock(&sc.mu);
+		sc.full = true;
+		pthread_mutex_unlock(&sc.mu);
+	}
+	*rc = dlog_append(w, 0, first, 1);
+	pthread_mutex_lock(&sc.mu);
+	sc.b_returned = true;
+	pthread_cond_broadcast(&sc.cv);
+	pthread_mutex_unlock(&sc.mu);
+}
+
+/*
+ * Two fdatasyncs of one segment at once, and the writeback error that
+ * dropped A's record reported to B's: the kernel tells one caller.
+ *   sync_each: A's sync fails, B's succeeds and returns first.  B must not
+ *     trust its success until A's failure is known: both appends fail.
+ *   group commit: A leads a group sync; B, out of space, writes the
+ *     header's loss flag and its fdatasync fails.  A's sync then succeeds,
+ *     and must not make A's record durable: both fail.
+ * Every append after either fails with EIO.
+ */
+static void test_sync_race(bool sync_each)
+{
+	const char *mode = sync_each ? "sync_each" : "group commit with a full disk";
+	char path[PATH_MAX];
+	struct dlog_writer w;
+	struct racer a;
+	pthread_t t;
+	int rc, rc_b = 1, rc_next;
+
+	snprintf(path, sizeof(path), "%s/syncrace-%d.seg", scratch, (int)sync_each);
+	rc = dlog_writer_create(&w, -1, path, 8, 9, 10, sync_each);
+	ok(rc == 0, "%s, sync race: create (rc %d)", mode, rc);
+	if (rc < 0)
+		return;
+	rc = dlog_append(&w, 0, 1, 1);
+	ok(rc == 0, "%s, sync race: an append before the race is durable (rc %d)", mode, rc);
+	if (sync_each)
+		script(true, -EIO, 0);
+	else
+		script(true, 0, -EIO);
+	a = (struct racer){ .w = &w, .first = 2, .rc = 1 };
+	if (pthread_create(&t, NULL, racer_a, &a) != 0) {
+		script(false, 0, 0);
+		ok(0, "%s, sync race: start thread A", mode);
+		dlog_writer_close(&w);
+		return;
+	}
+	race_b(&w, 3, !sync_each, &rc_b);
+	pthread_join(t, NULL);
+	script(false, 0, 0);
+	rc_next = dlog_append(&w, 0, 4, 1);
+	if (sync_each)
+		ok(a.rc == -EIO && rc_b == -EIO,
+		   "%s: A's sync failed and B's succeeded first: both appends fail with EIO (A %d, B %d)",
+		   mode, a.rc, rc_b);
+	else
+		ok(rc_b == -ENOSPC && a.rc == -EIO,
+		   "%s: B's header sync failed, A's group sync succeeded after: B fails with ENOSPC, A "
+		   "with EIO (B %d, A %d)", mode, rc_b, a.rc);
+	ok(rc_next == -EIO, "%s: the next append fails with EIO (%d)", mode, rc_next);
+	dlog_writer_close(&w);
+	unlink(path);
+}
+
 /* A failed fdatasync is sticky: the append it was for fails with the real
  * errno, and every later append fails with EIO, even once the fd could be
  * synced again (the kernel reports a writeback error once, to one caller).
@@ -1320,6 +1487,8 @@ int main(void)
 	test_writer_growth();
 	test_sync_failure(false);
 	test_sync_failure(true);
+	test_sync_race(true);
+	test_sync_race(false);
 	test_full_disk();
 	test_seg_name();
 
