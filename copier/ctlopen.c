@@ -8,6 +8,8 @@
  * attached, it joins their block after checking it belongs to this session;
  * the copier then clears what a dead copier left (CIP, RACED), sets DIRTY
  * from durable state and takes back the in-flight counts of dead writers.
+ * A rebuild carries over the failed target writes the old block counted
+ * (durable, see carry_mirror_errors).
  * Either way it then waits for writes that shim processes made before the
  * block existed (they hold byte 1 of the lock file, see ctl.h), so nothing
  * is copied while an untracked write is in flight.
@@ -29,6 +31,7 @@ struct durable_dirty {
 	const struct sess *s;
 	struct state_progress prog[SESS_MAX_PAIRS];
 	struct region_map dirty[SESS_MAX_PAIRS];
+	uint64_t mirror_errors[SESS_MAX_PAIRS]; /* failed target writes */
 };
 
 static int durable_txn(struct state *st, DB_TXN *txn, void *arg)
@@ -41,8 +44,51 @@ static int durable_txn(struct state *st, DB_TXN *txn, void *arg)
 		rc = state_progress_get(st, txn, i, &d->prog[i]);
 		if (rc == 0)
 			rc = state_dirty_load(st, txn, i, &d->dirty[i], NULL);
+		if (rc == 0)
+			rc = state_mirror_errors_get(st, txn, i, &d->mirror_errors[i]);
 	}
 	return rc;
+}
+
+static int mirror_put_txn(struct state *st, DB_TXN *txn, void *arg)
+{
+	const struct durable_dirty *d = arg;
+	int rc = 0;
+
+	for (uint32_t i = 0; i < d->s->npairs && rc == 0; i++)
+		rc = state_mirror_errors_put(st, txn, i, d->mirror_errors[i]);
+	return rc;
+}
+
+static bool matches(const struct ctl *c, const struct sess *s);
+
+/*
+ * The failed target writes the shim counted in the block about to be
+ * replaced (no process is attached): taken over into durable state, so a
+ * rebuild does not set status's mirror_errors back to 0.  Only a block that
+ * validates and belongs to this session is read; these are counters for
+ * the operator, nothing that keeps data safe depends on them.
+ */
+static int carry_mirror_errors(const char *path, struct state *st, struct durable_dirty *d)
+{
+	struct ctl old;
+	bool more = false;
+
+	if (ctl_attach(&old, path) < 0)
+		return 0;
+	if (matches(&old, d->s)) {
+		for (uint32_t i = 0; i < d->s->npairs; i++) {
+			uint64_t n = atomic_load_explicit(&old.hdr->mirror_errors[i],
+							  memory_order_relaxed);
+
+			if (n > d->mirror_errors[i]) {
+				d->mirror_errors[i] = n;
+				more = true;
+			}
+		}
+	}
+	ctl_detach(&old);
+	return more ? state_txn(st, mirror_put_txn, d) : 0;
 }
 
 static void mark_durable(struct ctl *c, const struct durable_dirty *d)
@@ -57,13 +103,17 @@ static void mark_durable(struct ctl *c, const struct durable_dirty *d)
 	}
 }
 
-static int build(const char *dir, const struct sess *s, const struct durable_dirty *d, struct ctl *c)
+static int build(const char *dir, struct state *st, const struct sess *s, struct durable_dirty *d,
+		 struct ctl *c)
 {
 	struct ctl_params *cp;
 	char path[4200];
 	int rc;
 
 	rc = ctl_path(dir, path, sizeof(path));
+	if (rc < 0)
+		return rc;
+	rc = carry_mirror_errors(path, st, d);
 	if (rc < 0)
 		return rc;
 	cp = calloc(1, sizeof(*cp));
@@ -93,7 +143,10 @@ static int build(const char *dir, const struct sess *s, const struct durable_dir
 	if (rc < 0)
 		return rc;
 	mark_durable(c, d);
-	ctl_publish(c, s->state);
+	for (uint32_t i = 0; i < s->npairs; i++)
+		atomic_store_explicit(&c->hdr->mirror_errors[i], d->mirror_errors[i],
+				      memory_order_relaxed);
+	ctl_publish(c, s->state); /* release: the counts above before ready */
 	return 0;
 }
 
@@ -142,7 +195,7 @@ int session_ctl_open(const char *dir, struct state *st, const struct sess *s, bo
 	rc = ctl_lock_exclusive(fd);
 	if (rc == 0) {
 		/* nobody attached: a new block from durable state */
-		rc = build(dir, s, d, c);
+		rc = build(dir, st, s, d, c);
 		if (rc == 0)
 			rc = ctl_lock_shared(fd); /* downgrade */
 		goto drain;

@@ -689,8 +689,22 @@ struct ckpt {
 	struct engine *e;
 	struct state_progress prog[SESS_MAX_PAIRS];
 	struct u64vec add[SESS_MAX_PAIRS], del[SESS_MAX_PAIRS];
+	uint64_t mirror_errors[SESS_MAX_PAIRS]; /* the block's, at the snapshot */
 	uint32_t state_seen; /* session state read inside the transaction */
 };
+
+/* Record the shim's count of failed target writes of pair i when the
+ * block's is ahead of the durable one (status: mirror_errors; the block is
+ * rebuilt from durable state). */
+static int mirror_errors_record(struct state *st, DB_TXN *txn, uint32_t i, uint64_t n)
+{
+	uint64_t rec;
+	int rc = state_mirror_errors_get(st, txn, i, &rec);
+
+	if (rc < 0 || n <= rec)
+		return rc;
+	return state_mirror_errors_put(st, txn, i, n);
+}
 
 static int ckpt_txn(struct state *st, DB_TXN *txn, void *arg)
 {
@@ -712,6 +726,8 @@ static int ckpt_txn(struct state *st, DB_TXN *txn, void *arg)
 			rc = state_dirty_del(st, txn, i, c->del[i].v[k]);
 		for (size_t k = 0; rc == 0 && k < c->add[i].n; k++)
 			rc = state_dirty_add(st, txn, i, c->add[i].v[k]);
+		if (rc == 0)
+			rc = mirror_errors_record(st, txn, i, c->mirror_errors[i]);
 		if (rc < 0)
 			return rc;
 	}
@@ -835,6 +851,8 @@ static int checkpoint(struct engine *e, bool *changed_out)
 		struct state_progress *np = &c.prog[i];
 
 		*np = p->prog;
+		c.mirror_errors[i] = atomic_load_explicit(&e->ctl.hdr->mirror_errors[i],
+							  memory_order_relaxed);
 		np->cursor = region_map_next_clear(&p->done, p->prog.cursor);
 		np->bytes_copied += p->pend_copied;
 		np->bytes_recopied += p->pend_recopied;

@@ -32,7 +32,7 @@ struct status_data {
 	uint64_t dirty[SESS_MAX_PAIRS];
 	struct state_totals totals;
 	struct state_control control;
-	uint64_t mirror_errors[SESS_MAX_PAIRS]; /* from the control block */
+	uint64_t mirror_errors[SESS_MAX_PAIRS]; /* the larger of durable and the block's */
 	bool live;                              /* the control block is there */
 };
 
@@ -46,9 +46,14 @@ static void status_live(const char *dir, const struct sess *s, struct status_dat
 		return;
 	if (c.hdr->session_id == s->id) {
 		d->live = true;
-		for (uint32_t i = 0; i < s->npairs; i++)
-			d->mirror_errors[i] = atomic_load_explicit(&c.hdr->mirror_errors[i],
-								   memory_order_relaxed);
+		for (uint32_t i = 0; i < s->npairs; i++) {
+			/* the block counts from what was recorded when it was built */
+			uint64_t n = atomic_load_explicit(&c.hdr->mirror_errors[i],
+							  memory_order_relaxed);
+
+			if (n > d->mirror_errors[i])
+				d->mirror_errors[i] = n;
+		}
 	}
 	ctl_detach(&c);
 }
@@ -73,6 +78,8 @@ static int status_txn(struct state *st, DB_TXN *txn, void *arg)
 		rc = state_progress_get(st, txn, i, &d->prog[i]);
 		if (rc == 0)
 			rc = state_dirty_count(st, txn, i, &d->dirty[i]);
+		if (rc == 0)
+			rc = state_mirror_errors_get(st, txn, i, &d->mirror_errors[i]);
 	}
 	if (rc == 0)
 		rc = state_totals_get(st, txn, &d->totals);

@@ -318,6 +318,35 @@ int state_totals_put(struct state *st, DB_TXN *txn, const struct state_totals *t
 	return kv_put(st->meta, txn, "totals", 6, v, sizeof(v));
 }
 
+int state_mirror_errors_get(struct state *st, DB_TXN *txn, uint32_t pair, uint64_t *n)
+{
+	char key[32];
+	uint8_t v[8];
+	size_t vlen;
+	int rc, klen = snprintf(key, sizeof(key), "mirror/%u", pair);
+
+	*n = 0;
+	rc = kv_get(st->meta, txn, key, (size_t)klen, v, sizeof(v), &vlen);
+	if (rc == -ENOENT)
+		return 0;
+	if (rc < 0)
+		return rc;
+	if (vlen != sizeof(v))
+		return -EBADMSG;
+	*n = le64_get(v);
+	return 0;
+}
+
+int state_mirror_errors_put(struct state *st, DB_TXN *txn, uint32_t pair, uint64_t n)
+{
+	char key[32];
+	uint8_t v[8];
+	int klen = snprintf(key, sizeof(key), "mirror/%u", pair);
+
+	le64_put(v, n);
+	return kv_put(st->meta, txn, key, (size_t)klen, v, sizeof(v));
+}
+
 int state_control_get(struct state *st, DB_TXN *txn, struct state_control *c)
 {
 	uint8_t v[64];

@@ -6,6 +6,7 @@
  *   meta    "session"        -> the session record (lib/sess.h encoding)
  *           "pair/<i>"       -> struct state_progress of pair i
  *           "totals"         -> struct state_totals
+ *           "mirror/<i>"     -> u64 failed target writes of pair i
  *   dirty   (u32 pair, u64 region), big-endian -> empty: the durable dirty set
  *   ingest  segment name     -> u64 ingest offset of that dirty-log segment
  *
@@ -110,6 +111,14 @@ int state_progress_put(struct state *st, DB_TXN *txn, uint32_t pair, const struc
 
 int state_totals_get(struct state *st, DB_TXN *txn, struct state_totals *t);
 int state_totals_put(struct state *st, DB_TXN *txn, const struct state_totals *t);
+
+/*
+ * Failed target writes of pair i that the shim counted in the control
+ * block (status: mirror_errors), as the copier last recorded them; 0 when
+ * never recorded.  The control block is rebuilt from this.
+ */
+int state_mirror_errors_get(struct state *st, DB_TXN *txn, uint32_t pair, uint64_t *n);
+int state_mirror_errors_put(struct state *st, DB_TXN *txn, uint32_t pair, uint64_t n);
 
 /* The control record; all zero when there is none. */
 int state_control_get(struct state *st, DB_TXN *txn, struct state_control *c);

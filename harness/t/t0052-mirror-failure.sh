@@ -4,7 +4,9 @@
 # copies it again); once a commit's barrier is up it fails with the target's
 # errno, since the target must then hold every write the program was told
 # succeeded.  The target write fails by libfaultio.so; the commit is stopped
-# after its barrier and its final flush (state.committed.before).  Needs the
+# after its barrier and its final flush (state.committed.before).  The count
+# of failures (status: mirror_errors) outlives a rebuild of the control
+# block and is recorded by a running copier's checkpoints.  Needs the
 # crash-point build (make crash-build).
 . "$(dirname "$0")/lib-test.sh"
 
@@ -39,6 +41,23 @@ ok_if "sync (the session is synced already) copies the region again" \
 	$CV sync -s "$st" --progress-interval 0
 ok_if "the target has the write" block_is_new "$tgt" 65536
 ok_if "no region is left dirty" test "$(dirty_regions)" = 0
+ok_if "the count outlives the control block sync rebuilt (mirror_errors 1)" \
+	test "$(mirror_errors)" = 1
+
+# A copier running (--follow) keeps the block: its checkpoints record the
+# count.  With the block's file gone, status reads durable state alone.
+spawn fpid $CV sync -s "$st" --follow --checkpoint-interval 0.1 --progress-interval 0
+wait_copier "$st" || not_ok "the copier did not start"
+ok_if "a second failed target write while a copier runs" app_write 196608
+rm -f "$st/ctl"
+recorded=
+for _ in $(seq 100); do
+	[ "$(mirror_errors)" = 2 ] && { recorded=1; break; }
+	sleep 0.1
+done
+ok_if "a checkpoint records the count (mirror_errors 2 with no block)" test -n "$recorded"
+kill -KILL "$fpid"
+wait "$fpid" 2>/dev/null
 
 VOLMIG_CRASH=state.committed.before:1:stop spawn cpid $CV commit -s "$st" 2>"$SCRATCH/commit.err"
 for _ in $(seq 200); do
@@ -46,12 +65,14 @@ for _ in $(seq 200); do
 	sleep 0.05
 done
 ok_if "commit stopped after its barrier" grep -q "stopped" "$SCRATCH/commit.err"
-errs=$(mirror_errors)
+
+ok_if "the count outlives the control block commit rebuilt (mirror_errors 2)" \
+	test "$(mirror_errors)" = 2
 app_write 131072
 rc=$?
 ok_if "barrier up: the program's write fails (exit $rc)" test "$rc" -ne 0
 ok_if "with the target's errno (EIO)" grep -q "Input/output error" "$SCRATCH/app.err"
-ok_if "the failure is counted (mirror_errors $errs, then one more)" test "$(mirror_errors)" = $((errs + 1))
+ok_if "the failure is counted (mirror_errors 3)" test "$(mirror_errors)" = 3
 kill -CONT "$cpid"
 wait "$cpid"
 rc=$?

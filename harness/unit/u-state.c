@@ -519,6 +519,37 @@ static void test_control(struct state *st)
 	state_control_put(st, NULL, &k);
 }
 
+/* The failed-target-write counters: 0 until put, one per pair, a record
+ * of another length refused. */
+static void test_mirror_errors(struct state *st)
+{
+	uint64_t n = 99;
+	DBT key, val;
+	uint8_t short_v[4] = { 1 };
+	int rc;
+
+	rc = state_mirror_errors_get(st, NULL, 3, &n);
+	ok(rc == 0 && n == 0, "mirror_errors before any put: 0 (rc %d, n %" PRIu64 ")", rc, n);
+	rc = state_mirror_errors_put(st, NULL, 3, UINT64_C(1) << 40);
+	rc = rc ? rc : state_mirror_errors_put(st, NULL, 63, 5);
+	rc = rc ? rc : state_mirror_errors_get(st, NULL, 3, &n);
+	ok(rc == 0 && n == UINT64_C(1) << 40, "mirror_errors put/get pair 3 (rc %d, n %" PRIu64 ")",
+	   rc, n);
+	rc = state_mirror_errors_get(st, NULL, 63, &n);
+	ok(rc == 0 && n == 5, "mirror_errors of pair 63: its own (rc %d, n %" PRIu64 ")", rc, n);
+	rc = state_mirror_errors_get(st, NULL, 4, &n);
+	ok(rc == 0 && n == 0, "mirror_errors of pair 4: still 0 (rc %d, n %" PRIu64 ")", rc, n);
+	memset(&key, 0, sizeof(key));
+	memset(&val, 0, sizeof(val));
+	key.data = "mirror/4";
+	key.size = 8;
+	val.data = short_v;
+	val.size = sizeof(short_v);
+	rc = st->meta->put(st->meta, NULL, &key, &val, DB_AUTO_COMMIT);
+	rc = rc ? rc : state_mirror_errors_get(st, NULL, 4, &n);
+	ok(rc == -EBADMSG, "a mirror_errors record of another length is refused (rc %d)", rc);
+}
+
 static int clear_txn(struct state *st, DB_TXN *txn, void *arg)
 {
 	return state_dirty_clear(st, txn, *(uint32_t *)arg);
@@ -569,6 +600,7 @@ int main(void)
 	if (rc == 0) {
 		test_records(&st);
 		test_control(&st);
+		test_mirror_errors(&st);
 		test_dirty_clear(&st);
 		test_txn(&st);
 		rc = state_close(&st);
