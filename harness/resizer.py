@@ -18,10 +18,12 @@ through the shim; at exit (SIGTERM or budget) the whole file is read back and
 compared, and the model is written to --model.  Exit status 0 when every read
 matched, 1 at the first mismatch (printed), 2 on usage errors.
 
-    resizer.py FILE MIN MAX SEED [--ops N] [--model PATH] [--over N]
+    resizer.py FILE MIN MAX SEED [--ops N] [--model PATH] [--over N] [--ready PATH]
 
 --over N: the last op grows the file N bytes past MAX (a write past the end
 the session has room for) and must succeed.
+--ready PATH: created once SIGTERM is handled, so that a caller that waits
+for it knows a SIGTERM from then on ends the run with the final check.
 """
 import os
 import random
@@ -60,7 +62,7 @@ def check(fd, model, off, n):
 
 def main():
     args = sys.argv[1:]
-    opts = {"--ops": "0", "--model": "", "--over": "0"}
+    opts = {"--ops": "0", "--model": "", "--over": "0", "--ready": ""}
     pos = []
     while args:
         a = args.pop(0)
@@ -75,6 +77,8 @@ def main():
     ops, over = int(opts["--ops"]), int(opts["--over"])
     rng = random.Random(seed)
     signal.signal(signal.SIGTERM, on_term)
+    if opts["--ready"]:
+        open(opts["--ready"], "w").close()
     fd = os.open(path, os.O_RDWR)
     model = read_all(fd, os.fstat(fd).st_size)
     done = 0

@@ -30,12 +30,18 @@ v=$(pair_field "$st" reserve)
 [ "$v" = $((8 * MIB)) ] && ok "status shows the reserve" || not_ok "status shows the reserve ($v)"
 
 gen=0 ckills=0 akills=0
+# Returns once the program handles SIGTERM (stop_app's signal would kill a
+# program still starting; bounded wait, not a pass condition).
 start_app() { # file lo hi extra...
-	local f=$1 l=$2 h=$3
+	local f=$1 l=$2 h=$3 i
 	shift 3
 	gen=$((gen + 1))
 	spawn apid $VOLMIG exec -s "$S" -- python3 "$R" "$f" "$l" "$h" "$((TEST_SEED + gen))" \
-		"$@" >>"$SCRATCH/app.log" 2>&1
+		--ready "$SCRATCH/ready.$gen" "$@" >>"$SCRATCH/app.log" 2>&1
+	for i in $(seq 200); do
+		[ -e "$SCRATCH/ready.$gen" ] || ! kill -0 "$apid" 2>/dev/null && break
+		sleep 0.05
+	done
 }
 # End the program with SIGTERM: it finishes its op, reads the whole file
 # back against its model and exits 0 when everything matched.
