@@ -181,6 +181,36 @@ def main(out):
                       recs if st in ("copying", "synced") else "-")
         tables.append(t)
 
+    # ---- shim instructions per I/O (callgrind) ----
+    insn = runs("shim-insn")
+    if insn:
+        t = Table("2b. Shim cost in instructions per I/O (callgrind, copying state, regions dirty)",
+                  ["case", "base insn/IO", "shim insn/IO", "shim's own", "of base %"],
+                  "fio (--thread) under callgrind at two I/O counts, without and with the shim; per I/O is\n"
+                  "the difference of the instruction counts over the difference of the I/Os (start-up\n"
+                  "cancels). User-space instructions only: the kernel's work, most of a write's cost, is\n"
+                  "not counted. shim's own = shim - base; of base = what it adds to fio's user-space\n"
+                  "instructions per I/O. fio's own work varies with I/O timing, so the figure moves by a\n"
+                  "few percent between runs (IOPS: by ten or more).")
+        cases = []
+        for r in insn:
+            if r["case"] not in cases:
+                cases.append(r["case"])
+        for c in cases:
+            per = {}
+            for side in ["base", "shim"]:
+                rs = sorted((r for r in insn if r["case"] == c and r["side"] == side), key=lambda r: r["ios"])
+                if len(rs) >= 2 and rs[-1]["ios"] > rs[0]["ios"]:
+                    per[side] = (rs[-1]["instructions"] - rs[0]["instructions"]) / (rs[-1]["ios"] - rs[0]["ios"])
+            if len(per) < 2:
+                continue
+            own = per["shim"] - per["base"]
+            summary(bench="shim-insn", case=c, base_insn_per_io=round(per["base"], 1),
+                    shim_insn_per_io=round(per["shim"], 1), shim_own_insn_per_io=round(own, 1),
+                    shim_own_pct=round(own / per["base"] * 100, 1))
+            t.add(c, fmt(per["base"], 0), fmt(per["shim"], 0), fmt(own, 0), fmt(own / per["base"] * 100, 1))
+        tables.append(t)
+
     # ---- first write ----
     fw = runs("firstwrite")
     if fw:
