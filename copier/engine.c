@@ -1265,6 +1265,7 @@ int engine_run(const char *dir, struct state *st, struct sess *s, const struct e
 	uint64_t rate_b = 0;
 	unsigned passes_at_sync = 0;
 	bool backlog = true; /* the first checkpoint reads what was logged before */
+	bool look_again = false; /* skip the next wait (see the main loop) */
 	int rc;
 
 	pthread_mutex_init(&e.mu, NULL);
@@ -1348,7 +1349,12 @@ int engine_run(const char *dir, struct state *st, struct sess *s, const struct e
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000000000;
 		}
-		pthread_cond_timedwait(&e.main_cv, &e.mu, &ts);
+		/* right after the synced transition, look again at once: the
+		 * idle workers have signalled already, and a sync with nothing
+		 * left to drain would wait out the timeout for nothing */
+		if (!look_again)
+			pthread_cond_timedwait(&e.main_cv, &e.mu, &ts);
+		look_again = false;
 		if (engine_signal && !e.stop) {
 			e.stop = true;
 			pthread_cond_broadcast(&e.work_cv);
@@ -1429,6 +1435,7 @@ int engine_run(const char *dir, struct state *st, struct sess *s, const struct e
 			pthread_mutex_unlock(&e.mu);
 			if (tty || o->progress_every > 0)
 				progress_line(&e, tty, true, &rate_t, &rate_b);
+			look_again = true;
 		}
 		if (tty ? now - last_prog >= 0.5 : (o->progress_every > 0 && now - last_prog >= o->progress_every)) {
 			progress_line(&e, tty, false, &rate_t, &rate_b);
