@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "crash.h"
 #include "ctl.h"
 #include "io.h"
 
@@ -87,8 +88,12 @@ int tgt_trim(int lock_fd, bool locked, int src, int tgt, bool (*may_cut)(void *)
 		return rc;
 	/* again, now that no copy is writing the target */
 	rc = lengths(src, tgt, &s, &t);
-	if (rc == 0 && t > s && (may_cut == NULL || may_cut(arg)))
+	if (rc == 0 && t > s && (may_cut == NULL || may_cut(arg))) {
+		CRASH_POINT("target.cut.before");
 		rc = ftruncate(tgt, (off_t)s) < 0 ? -errno : 1;
+		if (rc == 1)
+			CRASH_POINT("target.cut.after");
+	}
 	if (!locked)
 		(void)ctl_lock_length(lock_fd, F_UNLCK);
 	return rc;
