@@ -195,8 +195,8 @@ def main(out):
                   "the difference of the instruction counts over the difference of the I/Os (start-up\n"
                   "cancels). User-space instructions only: the kernel's work, most of a write's cost, is\n"
                   "not counted. shim's own = shim - base; of base = what it adds to fio's user-space\n"
-                  "instructions per I/O. fio's own work varies with I/O timing, so the figure moves by a\n"
-                  "few percent between runs (IOPS: by ten or more).")
+                  "instructions per I/O. fio's own work varies with I/O timing, so the figure moves by up\n"
+                  "to about 10 % between runs (IOPS: by ten or more, either way).")
         cases = []
         for r in insn:
             if r["case"] not in cases:
