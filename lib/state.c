@@ -257,21 +257,34 @@ static uint64_t le64_get(const uint8_t *p)
 	return v;
 }
 
-int state_progress_get(struct state *st, DB_TXN *txn, uint32_t pair, struct state_progress *p)
+/* A fixed-length record of meta: 1 and its bytes in v when present, 0 when
+ * absent (v zeroed: a record never written reads as zero), -EBADMSG when
+ * of another length, other -errno. */
+static int meta_get_fixed(struct state *st, DB_TXN *txn, const char *key, size_t klen, uint8_t *v,
+			  size_t len)
 {
-	char key[32];
-	uint8_t v[32];
 	size_t vlen;
-	int rc, klen = snprintf(key, sizeof(key), "pair/%u", pair);
+	int rc;
 
-	memset(p, 0, sizeof(*p));
-	rc = kv_get(st->meta, txn, key, (size_t)klen, v, sizeof(v), &vlen);
+	memset(v, 0, len);
+	rc = kv_get(st->meta, txn, key, klen, v, len, &vlen);
 	if (rc == -ENOENT)
 		return 0;
 	if (rc < 0)
 		return rc;
-	if (vlen != sizeof(v))
-		return -EBADMSG;
+	return vlen == len ? 1 : -EBADMSG;
+}
+
+int state_progress_get(struct state *st, DB_TXN *txn, uint32_t pair, struct state_progress *p)
+{
+	char key[32];
+	uint8_t v[32];
+	int rc, klen = snprintf(key, sizeof(key), "pair/%u", pair);
+
+	memset(p, 0, sizeof(*p));
+	rc = meta_get_fixed(st, txn, key, (size_t)klen, v, sizeof(v));
+	if (rc <= 0)
+		return rc;
 	p->cursor = le64_get(v);
 	p->bytes_copied = le64_get(v + 8);
 	p->bytes_recopied = le64_get(v + 16);
@@ -295,17 +308,12 @@ int state_progress_put(struct state *st, DB_TXN *txn, uint32_t pair, const struc
 int state_totals_get(struct state *st, DB_TXN *txn, struct state_totals *t)
 {
 	uint8_t v[8];
-	size_t vlen;
 	int rc;
 
 	memset(t, 0, sizeof(*t));
-	rc = kv_get(st->meta, txn, "totals", 6, v, sizeof(v), &vlen);
-	if (rc == -ENOENT)
-		return 0;
-	if (rc < 0)
+	rc = meta_get_fixed(st, txn, "totals", 6, v, sizeof(v));
+	if (rc <= 0)
 		return rc;
-	if (vlen != sizeof(v))
-		return -EBADMSG;
 	t->resumes = le64_get(v);
 	return 0;
 }
@@ -322,17 +330,12 @@ int state_mirror_errors_get(struct state *st, DB_TXN *txn, uint32_t pair, uint64
 {
 	char key[32];
 	uint8_t v[8];
-	size_t vlen;
 	int rc, klen = snprintf(key, sizeof(key), "mirror/%u", pair);
 
 	*n = 0;
-	rc = kv_get(st->meta, txn, key, (size_t)klen, v, sizeof(v), &vlen);
-	if (rc == -ENOENT)
-		return 0;
-	if (rc < 0)
+	rc = meta_get_fixed(st, txn, key, (size_t)klen, v, sizeof(v));
+	if (rc <= 0)
 		return rc;
-	if (vlen != sizeof(v))
-		return -EBADMSG;
 	*n = le64_get(v);
 	return 0;
 }
