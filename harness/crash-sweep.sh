@@ -22,6 +22,8 @@
 #               the next switch or commit finishes or rolls back the cut-off
 #               one; after the commit the source no longer changes and the
 #               target holds every acknowledged write (I5)
+# CRASH_SYNC_ARGS: more options for every sync of the online cases
+# (--direct: the copier's direct runs, t0054).
 # Prints TAP.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -33,6 +35,11 @@ quick=
 pattern=${1:-*}
 W="$VOLMIG_BUILD/harness/writer"
 RATE_MIB=8 INTERVAL=0.25 THREADS=4 REGION=65536 SIZE_MIB=16
+SYNC_ARGS=${CRASH_SYNC_ARGS:-}
+# What one copier thread copies per I/O: a region; with --direct a run of
+# regions, a tenth of a second's worth at the rate (copier/engine.c)
+RUN=$REGION
+case " $SYNC_ARGS " in *" --direct "*) RUN=$((RATE_MIB * 1048576 / 10 / REGION * REGION)) ;; esac
 QUICK_POINTS="dlog.append.before dlog.flush.after shim.source-write.after
 copier.target-flush.after copier.checkpoint-commit.after state.synced.before
 state.aborted.after state.committed.pending state.committed.after"
@@ -98,10 +105,10 @@ online_case() { # point process hits n
 	while :; do
 		runs=$((runs + 1))
 		if [ "$proc" = sync ] && { { [ "$hits" = once ] && [ "$runs" -le "$n" ]; } || [ "$runs" -eq 1 ]; }; then
-			env "$cenv" $VOLMIG_BIN sync -s "$st" --rate "${RATE_MIB}M" --checkpoint-interval "$INTERVAL" \
+			env "$cenv" $VOLMIG_BIN sync -s "$st" $SYNC_ARGS --rate "${RATE_MIB}M" --checkpoint-interval "$INTERVAL" \
 				--threads "$THREADS" --progress-interval 0 >>"$log" 2>&1
 		else
-			$VOLMIG sync -s "$st" --rate "${RATE_MIB}M" --checkpoint-interval "$INTERVAL" \
+			$VOLMIG sync -s "$st" $SYNC_ARGS --rate "${RATE_MIB}M" --checkpoint-interval "$INTERVAL" \
 				--threads "$THREADS" --progress-interval 0 >>"$log" 2>&1
 		fi
 		rc=$?
@@ -129,7 +136,7 @@ online_case() { # point process hits n
 		crashes=1
 	fi
 	# the writer has stopped: the last sync drains everything
-	$VOLMIG sync -s "$st" --progress-interval 0 >>"$log" 2>&1
+	$VOLMIG sync -s "$st" $SYNC_ARGS --progress-interval 0 >>"$log" 2>&1
 	rc=$?
 	if [ "$reached" -eq 0 ]; then
 		not_ok "$p:$n: the crash point was never reached"
@@ -148,7 +155,7 @@ online_case() { # point process hits n
 	# flush ran; the engine takes each snapshot early by the previous
 	# flush's duration, so that is covered unless this flush was slower
 	# than the last (a loaded machine): allow a second interval for it.
-	bound=$(awk -v k="$crashes" -v r="$RATE_MIB" -v i="$INTERVAL" -v t="$THREADS" -v g="$REGION" \
+	bound=$(awk -v k="$crashes" -v r="$RATE_MIB" -v i="$INTERVAL" -v t="$THREADS" -v g="$RUN" \
 		'BEGIN { printf "%d", k * (r * 1048576 * 2 * i + (t + 1) * g) }')
 	[ "$recopied" -le "$bound" ] || why+=("bytes_recopied $recopied > bound $bound")
 	if [ ${#why[@]} -eq 0 ]; then

@@ -21,6 +21,7 @@ ON_KILLS=${ON_KILLS:-10}
 ON_WRITER_KILLS=${ON_WRITER_KILLS:-3}
 ON_RATE_MIB=${ON_RATE_MIB:-8}
 ON_INTERVAL=${ON_INTERVAL:-0.25}
+ON_SYNC_ARGS=${ON_SYNC_ARGS:-} # more options for every sync (--direct)
 WRITER_BIN="$VOLMIG_BUILD/harness/writer"
 
 # Run `volmig sync` until it exits on its own, SIGKILLing it at $1 random
@@ -33,7 +34,7 @@ _on_sync_with_kills() {
 	while :; do
 		runs=$((runs + 1))
 		[ "$SYNC_KILLS" -ge "$want" ] && [ -n "$before_last" ] && "$before_last"
-		spawn pid $VOLMIG sync -s "$ON_ST" --rate "${ON_RATE_MIB}M" \
+		spawn pid $VOLMIG sync -s "$ON_ST" $ON_SYNC_ARGS --rate "${ON_RATE_MIB}M" \
 			--checkpoint-interval "$ON_INTERVAL" --progress-interval 0 2>>"$SCRATCH/sync.log"
 		if [ "$SYNC_KILLS" -lt "$want" ]; then
 			rand_between 100 400
@@ -150,7 +151,7 @@ online_fio() {
 # the source.
 _on_finish() { # src tgt
 	local src=$1 tgt=$2 rc
-	$VOLMIG sync -s "$ON_ST" --progress-interval 0 2>>"$SCRATCH/sync.log"
+	$VOLMIG sync -s "$ON_ST" $ON_SYNC_ARGS --progress-interval 0 2>>"$SCRATCH/sync.log"
 	rc=$?
 	[ "$rc" -eq 0 ] && ok "the last sync drains the dirty log and exits 0" ||
 		{ not_ok "the last sync exits $rc"; tail -5 "$SCRATCH/sync.log" | sed 's/^/# /'; }

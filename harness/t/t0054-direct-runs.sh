@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# sync --direct copies runs of neighbouring full-size regions, up to 16 MiB,
+# per I/O (copier/engine.c, copy_run), each region keeping its own claim, hole
+# check and result.  Here: a file source whose runs mix data, allocated
+# zeros and holes, over a stale target (one read per run, one write per
+# stretch of data, zeros punched); loop block devices; a source that shrinks
+# while it is copied (runs read short and are copied region by region); and
+# the harness writer under the shim while the copier is killed.
+. "$(dirname "$0")/lib-test.sh"
+. "$(dirname "$0")/online.sh"
+cd "$SCRATCH" || exit 1
+MIB=1048576 R=65536
+
+# Regions of 64 KiB: D data, Z allocated zeros, - hole; then 12345 bytes
+# of data in a last, partial region.  Region 20 holds 32 KiB of data.
+layout="DDDZ ZDZD DD-- ---- ---- D--- ---- --DD"
+python3 - "$layout" a.src <<'PY'
+import os, sys
+layout, path = sys.argv[1].replace(" ", ""), sys.argv[2]
+R = 65536
+fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+for i, k in enumerate(layout):
+    if k == "D":
+        os.pwrite(fd, os.urandom(R if i != 20 else R // 2), i * R)
+    elif k == "Z":
+        os.pwrite(fd, bytes(R), i * R)
+os.pwrite(fd, os.urandom(12345), len(layout) * R)
+os.close(fd)
+PY
+size=$(stat -c %s a.src)
+head -c "$size" /dev/urandom >a.tgt # stale data everywhere
+ok_if "setup (64 KiB regions)" $VOLMIG setup -s st --source a.src --target a.tgt --region-size 64k
+if command -v strace >/dev/null; then
+	strace -f -qq -e trace=pread64,pwrite64,fallocate -o trace.out \
+		$VOLMIG_BIN sync -s st --direct --threads 1 --progress-interval 0 2>sync.err
+	rc=$?
+else
+	$VOLMIG sync -s st --direct --threads 1 --progress-interval 0 2>sync.err
+	rc=$?
+fi
+ok_if "sync --direct exits 0 (exit $rc)" test "$rc" -eq 0
+ok_if "the target is identical, length included" cmp -s a.src a.tgt
+ok_if "verify exits 0" $VOLMIG verify -s st
+# the allocated zeros (regions 3, 4, 6) and the holes became holes
+ok_if "zeros and holes of the source are holes of the target" python3 - "$layout" a.tgt <<'PY'
+import os, sys
+layout, R = sys.argv[1].replace(" ", ""), 65536
+fd = os.open(sys.argv[2], os.O_RDONLY)
+for i, k in enumerate(layout):
+    if k in "Z-":
+        try:
+            d = os.lseek(fd, i * R, os.SEEK_DATA)
+        except OSError:
+            continue
+        assert d >= (i + 1) * R, f"region {i} ({k}) has data at {d}"
+PY
+if [ -f trace.out ]; then
+	# regions 0-9 (DDDZ ZDZD DD) are one run: one read; a write per
+	# stretch of data, and the zeros punched
+	ok_if "one read of the 10 regions of data at offset 0" \
+		grep -qE "pread64\([0-9]+, .*, $((10 * R)), 0\) = $((10 * R))" trace.out
+	for w in 0:3 5:1 7:3; do
+		ok_if "one write of ${w#*:} region(s) at region ${w%:*}" grep -qE \
+			"pwrite64\([0-9]+, .*, $((${w#*:} * R)), $((${w%:*} * R))\) = $((${w#*:} * R))" trace.out
+	done
+	for z in 3:2 6:1; do
+		ok_if "${z#*:} region(s) of zeros punched at region ${z%:*}" grep -qE \
+			"fallocate\([0-9]+, FALLOC_FL_KEEP_SIZE\|FALLOC_FL_PUNCH_HOLE, $((${z%:*} * R)), $((${z#*:} * R))\)" trace.out
+	done
+	ok_if "no read of the hole after region 9" \
+		eval "! grep -qE 'pread64\([0-9]+, .*, [0-9]+, $((10 * R))\)' trace.out"
+	# the data ends inside region 20, and inside region 32 (the end)
+	ok_if "region 20 read alone" grep -qE "pread64\([0-9]+, .*, $R, $((20 * R))\)" trace.out
+	ok_if "regions 30-31 read in one I/O, apart from the partial region 32" \
+		grep -qE "pread64\([0-9]+, .*, $((2 * R)), $((30 * R))\) = $((2 * R))" trace.out
+else
+	skip_test "no strace: the I/O sizes of the runs are not checked"
+fi
+
+# A source that shrinks while it is copied: the runs past its new end read
+# short, and are copied region by region (the target is cut back).
+# At 4 MiB/s a run is a tenth of a second's worth: 6 regions.
+make_random b.src 8
+short=$((5 * MIB + 555555))
+ok_if "setup of an 8 MiB pair" $VOLMIG setup -s st2 --source b.src --target b.tgt --region-size 64k
+spawn cpid $VOLMIG sync -s st2 --direct --rate 4M --checkpoint-interval 0.1 --progress-interval 0 2>sync2.err
+wait_copier st2 || not_ok "the copier did not start"
+copied=$(status_field st2 synced_bytes)
+ok_if "a program under the shim shrinks the source to $short bytes (copied so far: $copied)" \
+	$VOLMIG exec -s st2 -- truncate -s "$short" b.src
+wait "$cpid"
+rc=$?
+ok_if "sync --direct of the shrinking source exits 0 (exit $rc)" test "$rc" -eq 0
+ok_if "the shrink came before the copy's end" test "$copied" -lt "$short"
+ok_if "the target equals the shrunk source, length included" cmp -s b.src b.tgt
+ok_if "verify exits 0" $VOLMIG verify -s st2
+
+# Loop block devices: the runs and the last, partial region.
+if loops_available; then
+	make_random c.src 9
+	head -c 12288 /dev/urandom >>c.src
+	head -c "$(stat -c %s c.src)" /dev/urandom >c.tgt
+	if loop_attach csrc c.src && loop_attach ctgt c.tgt; then
+		ok_if "setup of $csrc -> $ctgt" $VOLMIG setup -s st3 --source "$csrc" --target "$ctgt"
+		ok_if "sync --direct of loop devices exits 0" $VOLMIG sync -s st3 --direct --progress-interval 0
+		ok_if "the target device is identical" cmp -s "$csrc" "$ctgt"
+		ok_if "verify exits 0" $VOLMIG verify -s st3
+	else
+		not_ok "attach the loop devices"
+	fi
+else
+	skip_test "loop block devices cannot be made here (need root and the loop driver)"
+fi
+
+# The harness writer under the shim while direct runs are copied and the
+# copier is killed: every acknowledged write must be on the target.
+mkdir -p online
+SCRATCH="$SCRATCH/online"
+ON_SYNC_ARGS=--direct ON_KILLS=4 ON_WRITER_KILLS=1
+make_random "$SCRATCH/src.img" 32
+truncate -s 32M "$SCRATCH/tgt.img"
+online_writer "$SCRATCH/src.img" "$SCRATCH/tgt.img" 32
+done_testing
