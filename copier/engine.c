@@ -284,8 +284,10 @@ static bool mirrored(const struct engine *e)
 static bool next_dirty(struct engine *e, uint32_t pi, struct work *w)
 {
 	struct pair_rt *p = &e->pairs[pi];
+	_Atomic uint32_t *words = ctl_region(&e->ctl, pi, 0);
 	uint64_t limit = p->bulk_next;
 
+	/* lap 0 from where the last scan stopped, lap 1 the part before it */
 	for (int lap = 0; lap < 2; lap++) {
 		if (lap == 1 && mirrored(e)) {
 			/* Mirroring keeps the target up to date; a region stays
@@ -297,9 +299,11 @@ static bool next_dirty(struct engine *e, uint32_t pi, struct work *w)
 			p->dirty_scan = 0;
 			return false;
 		}
-		for (uint64_t r = p->dirty_scan; r < limit; r++) {
-			uint32_t word = atomic_load_explicit(ctl_region(&e->ctl, pi, r),
-							     memory_order_relaxed);
+		uint64_t from = p->dirty_scan;
+
+		for (uint64_t r = from; r < limit; r++) {
+			uint32_t word = atomic_load_explicit(&words[r], memory_order_relaxed);
+
 			if ((word & CTL_DIRTY) && !region_map_test(&p->busy, r)) {
 				w->kind = WORK_DIRTY;
 				w->pair = pi;
@@ -311,6 +315,7 @@ static bool next_dirty(struct engine *e, uint32_t pi, struct work *w)
 			}
 		}
 		p->dirty_scan = 0;
+		limit = from;
 	}
 	return false;
 }
@@ -679,6 +684,31 @@ static void complete_region(struct engine *e, const struct work *w, uint64_t r, 
 	}
 }
 
+/* Account n bulk regions from first whose copies ended clean, as
+ * complete_region does one (a region a write dirtied again since is not
+ * clean), in range operations: a hole of a TiB is a million regions.
+ * Caller holds mu. */
+static void complete_clean(struct engine *e, const struct work *w, uint64_t first, uint64_t n)
+{
+	struct pair_rt *p = &e->pairs[w->pair];
+	_Atomic uint32_t *words = ctl_region(&e->ctl, w->pair, 0);
+	uint64_t r = first, end = first + n, from, d;
+
+	while (r < end) {
+		for (from = r; r < end; r++)
+			if (atomic_load_explicit(&words[r], memory_order_acquire) & CTL_DIRTY)
+				break;
+		region_map_clear_range(&p->busy, from, r - from);
+		region_map_set_range(&p->done, from, r - from);
+		region_map_clear_range(&p->pend_add, from, r - from);
+		for (d = p->ddirty.count ? region_map_next_set(&p->ddirty, from) : r; d < r;
+		     d = region_map_next_set(&p->ddirty, d + 1))
+			region_map_set(&p->pend_del, d);
+		if (r < end)
+			complete_region(e, w, r++, false, 0);
+	}
+}
+
 /*
  * A run of regions wholly in a hole of the source: claim each (I4), punch
  * or zero the whole target range at once, release each.  A region whose
@@ -726,7 +756,7 @@ static void copy_holes(struct engine *e, const struct work *w, void *buf, int lo
 		log_err("target %s: zeroing %llu bytes at offset %llu failed: %s", p->sp->target,
 			(unsigned long long)(end - off), (unsigned long long)off, strerror(-rc));
 	pthread_mutex_lock(&e->mu);
-	for (uint64_t r = w->first; r < w->first + w->n; r++) {
+	for (uint64_t r = w->first, from = r; r < w->first + w->n; r++) {
 		bool clean = ctl_copy_end(&e->ctl, w->pair, r) == 1;
 
 		if (rc < 0) {
@@ -734,7 +764,13 @@ static void copy_holes(struct engine *e, const struct work *w, void *buf, int lo
 			region_map_clear(&p->busy, r);
 			continue;
 		}
-		complete_region(e, w, r, clean, 0);
+		/* the clean ones are accounted a stretch at a time */
+		if (clean && r + 1 < w->first + w->n)
+			continue;
+		complete_clean(e, w, from, r - from + clean);
+		if (!clean)
+			complete_region(e, w, r, false, 0);
+		from = r + 1;
 	}
 	if (rc < 0)
 		fail_locked(e, rc);

@@ -350,7 +350,7 @@ void ctl_detach(struct ctl *c)
 int ctl_copy_begin(struct ctl *c, uint32_t pair, uint64_t r, uint64_t wait_us)
 {
 	_Atomic uint32_t *w = ctl_region(c, pair, r);
-	uint64_t deadline = now_us() + wait_us;
+	uint64_t deadline = 0; /* set when a write is first seen in flight */
 	unsigned spins = 0;
 	uint32_t old;
 
@@ -368,7 +368,9 @@ int ctl_copy_begin(struct ctl *c, uint32_t pair, uint64_t r, uint64_t wait_us)
 				return 0;
 			continue;
 		}
-		if (now_us() >= deadline) {
+		if (deadline == 0)
+			deadline = now_us() + wait_us;
+		else if (now_us() >= deadline) {
 			atomic_fetch_and_explicit(w, ~(uint32_t)(CTL_CIP | CTL_RACED),
 						  memory_order_acq_rel);
 			return -EBUSY;
