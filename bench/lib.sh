@@ -36,8 +36,10 @@ bytes() {
 }
 
 # One JSON object from key=value arguments.  Values that look like numbers,
-# true, false or null are written bare; key:=RAW writes RAW as it is; the
-# rest are strings.  Every line carries the run mode and a timestamp.
+# true, false or null are written bare; key:=RAW writes RAW as it is;
+# key~=TEXT is always a string (a revision like 34e0656 looks like a
+# number); the rest are strings.  Every line carries the run mode and a
+# timestamp.
 json() {
 	local out='' kv k v
 	for kv in "$@"; do
@@ -45,9 +47,15 @@ json() {
 			k=${kv%%:=*}
 			v=${kv#*:=}
 		else
-			k=${kv%%=*}
-			v=${kv#*=}
-			if ! [[ $v =~ ^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$ || $v == true || $v == false || $v == null ]]; then
+			if [[ ${kv%%=*} == *~ ]]; then
+				k=${kv%%~=*}
+				v=${kv#*~=}
+			else
+				k=${kv%%=*}
+				v=${kv#*=}
+			fi
+			if [[ $kv == "$k~="* ]] ||
+				! [[ $v =~ ^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$ || $v == true || $v == false || $v == null ]]; then
 				v=${v//\\/\\\\}
 				v=${v//\"/\\\"}
 				v="\"$v\""

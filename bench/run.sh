@@ -129,8 +129,8 @@ emit bench=env kernel="$(uname -r)" cpus="$(nproc)" \
 	fs="$(df -T "$DATA" | awk 'NR == 2 {print $2}')" data_dir="$DATA" \
 	fio="$(fio --version)" qemu_img="$(qemu-img --version | head -1)" \
 	dd="$(dd --version | head -1)" \
-	volmig_rev="$(git -C "$TOP" describe --always --dirty 2>/dev/null || echo unknown)" \
-	volmig_sha256="$(sha256sum "$VOLMIG" | cut -c1-16)" shim_sha256="$(sha256sum "$DATA/bin/libvolmig.so" | cut -c1-16)" \
+	volmig_rev~="$(git -C "$TOP" describe --always --dirty 2>/dev/null || echo unknown)" \
+	volmig_sha256~="$(sha256sum "$VOLMIG" | cut -c1-16)" shim_sha256~="$(sha256sum "$DATA/bin/libvolmig.so" | cut -c1-16)" \
 	reps="$REPS" seed="$SEED"
 avail=$(df -B1 --output=avail "$DATA" | tail -1)
 log "mode $MODE, scratch in $DATA ($((avail >> 30)) GiB free), results in $OUT"
