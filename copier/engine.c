@@ -420,6 +420,26 @@ static int trim_target(struct engine *e, struct pair_rt *p, int lock_fd)
 	return rc < 0 ? rc : 0;
 }
 
+/* Read len bytes of pair p's source at off through fd.  Returns the bytes
+ * read (fewer at the end of a file source) or -errno (reported; a block
+ * device that ends early is -EIO). */
+static ssize_t source_read(struct pair_rt *p, int fd, void *buf, uint64_t len, uint64_t off)
+{
+	ssize_t n = io_pread_full(fd, buf, (size_t)len, off);
+
+	if (n < 0) {
+		log_err("source %s: read of %llu bytes at offset %llu failed: %s", p->sp->source,
+			(unsigned long long)len, (unsigned long long)off, strerror((int)-n));
+		return n;
+	}
+	if ((uint64_t)n < len && !p->src_file) {
+		log_err("source %s ends at %llu, before its size at setup (%llu)", p->sp->source,
+			(unsigned long long)(off + (uint64_t)n), (unsigned long long)p->sp->size);
+		return -EIO;
+	}
+	return n;
+}
+
 /*
  * Copy one region.  Returns the data bytes written (0 for a hole or a
  * skipped region) or -errno (reported).  *clean tells whether the region can
@@ -454,20 +474,12 @@ static ssize_t copy_region(struct engine *e, uint32_t pi, uint64_t r, void *buf,
 		return 0; /* writes did not drain: stays dirty, retried later */
 	}
 	aligned = (len % DIRECT_ALIGN) == 0;
-	n = io_pread_full(aligned ? p->src_fd : p->src_buf_fd, buf, (size_t)len, off);
+	n = source_read(p, aligned ? p->src_fd : p->src_buf_fd, buf, len, off);
 	if (n < 0) {
-		log_err("source %s: read of %llu bytes at offset %llu failed: %s", p->sp->source,
-			(unsigned long long)len, (unsigned long long)off, strerror((int)-n));
 		rc = (int)n;
 		goto fail;
 	}
 	got = (uint64_t)n;
-	if (got < len && !p->src_file) {
-		log_err("source %s ends at %llu, before its size at setup (%llu)", p->sp->source,
-			(unsigned long long)(off + got), (unsigned long long)p->sp->size);
-		rc = -EIO;
-		goto fail;
-	}
 	memset((char *)buf + got, 0, (size_t)(len - got));
 	CRASH_POINT("copier.source-read.after");
 	/* a file target stays sparse where the source reads as zeros */
@@ -552,22 +564,10 @@ static int copy_run(struct engine *e, const struct work *w, char *buf, int lock_
 	}
 	for (i = 0; i < w->n; i++)
 		claimed[i] = ctl_copy_begin(&e->ctl, w->pair, w->first + i, COPY_WAIT_US) == 0;
-	n = io_pread_full(p->src_fd, buf, (size_t)len, off);
-	if (n < 0) {
-		log_err("source %s: read of %llu bytes at offset %llu failed: %s", p->sp->source,
-			(unsigned long long)len, (unsigned long long)off, strerror((int)-n));
-		rc = (int)n;
-		goto fail;
-	}
-	if ((uint64_t)n < len) {
-		if (!p->src_file) {
-			log_err("source %s ends at %llu, before its size at setup (%llu)",
-				p->sp->source, (unsigned long long)(off + (uint64_t)n),
-				(unsigned long long)p->sp->size);
-			rc = -EIO;
-		} else {
-			rc = 1; /* the file shrank: copy_region handles its end */
-		}
+	n = source_read(p, p->src_fd, buf, len, off);
+	if (n < 0 || (uint64_t)n < len) {
+		/* a file that shrank: copy_region handles its end */
+		rc = n < 0 ? (int)n : 1;
 		goto fail;
 	}
 	CRASH_POINT("copier.source-read.after");

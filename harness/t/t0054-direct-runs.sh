@@ -112,6 +112,39 @@ else
 	skip_test "loop block devices cannot be made here (need root and the loop driver)"
 fi
 
+# I4 for a run: the copier is stopped after its read of the first run
+# (crash point copier.source-read.after, stop), holding the claims of its
+# 64 regions; a program's write into region 5 waits its 100 ms (I7), then
+# goes ahead.  The run's copy must not count region 5 clean: the target
+# must end with the program's bytes.  Needs the crash-point build.
+cb=${VOLMIG_CRASH_BUILD:-$TOP/build/crash}
+if [ -x "$cb/volmig" ] && [ -f "$cb/libvolmig.so" ]; then
+	make_random e.src 8
+	head -c 4096 /dev/urandom >blk
+	ok_if "setup of an 8 MiB pair (64 KiB regions)" \
+		"$cb/volmig" setup -s st4 --source e.src --target e.tgt --region-size 64k
+	VOLMIG_CRASH=copier.source-read.after:1:stop spawn spid "$cb/volmig" sync -s st4 --direct \
+		--threads 1 --progress-interval 0 2>sync4.err
+	pid=
+	for _ in $(seq 200); do
+		pid=$(sed -n 's/.*crash point copier.source-read.after hit 1 (pid \([0-9]*\)), stopped.*/\1/p' sync4.err)
+		[ -n "$pid" ] && [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" = T ] && break
+		pid=
+		sleep 0.05
+	done
+	ok_if "the copier stopped between its read of the run and its writes" test -n "$pid"
+	ok_if "a program writes into region 5 of the run meanwhile" \
+		shim_pwrite "$cb/volmig" st4 e.src blk $((5 * R + 100))
+	[ -n "$pid" ] && kill -CONT "$pid"
+	wait "$spid"
+	rc=$?
+	ok_if "sync exits 0 (exit $rc)" test "$rc" -eq 0
+	ok_if "the target holds the program's write" cmp -s e.src e.tgt
+	ok_if "verify exits 0" "$cb/volmig" verify -s st4
+else
+	skip_test "no crash-point build in $cb (make crash-build): the run's claims are not checked"
+fi
+
 # The harness writer under the shim while direct runs are copied and the
 # copier is killed: every acknowledged write must be on the target.
 mkdir -p online
