@@ -493,16 +493,21 @@ bench_firstwrite() {
 # resume_case VOL INTERVAL SRC SIZE DATA_BYTES REF_SECONDS
 resume_case() {
 	local vol=$1 iv=$2 src=$3 size=$4 data=$5 ref=$6 st=$DATA/resume.state tgt=$DATA/resume.tgt
-	local j=0 kills=0 wpid cpid t0 tk first code wchar=0 w recopied resumes ev
+	local j=0 kills=0 wpid cpid ppid probe t0 tk first code wchar=0 w recopied resumes ev
 	ev=$OUT/plot-resume-$vol-$iv.events
 	: >"$ev"
 	: >"$OUT/plot-resume-$vol-$iv.samples"
-	rm -rf "$st" "$DATA"/resume-run.*
+	rm -rf "$st" "$DATA"/resume-run.* "$DATA/resume.probe"
 	fresh_target "$tgt" "$size"
 	"$VOLMIG" setup -s "$st" --source "$src" --target "$tgt" 2>>"$DATA/resume.log" || return 1
 	drop_caches
 	while :; do
-		rm -f "$DATA/resume.pid"
+		rm -f "$DATA/resume.pid" "$DATA/resume-probe.json"
+		# a restart also starts a 4 KiB durable write (fdatasync) on the
+		# target's file system: the time any program waits for its first
+		# flush after the kill, the baseline of the restart's time
+		[ $j -gt 0 ] && bg_start ppid "$IOWATCH" --out "$DATA/resume-probe.json" -- \
+			dd if=/dev/zero of="$DATA/resume.probe" bs=4k count=1 conv=fdatasync status=none
 		bg_start wpid "$IOWATCH" --modify "$tgt" --samples "$DATA/resume-run.$j.samples" \
 			--interval 0.1 --pidfile "$DATA/resume.pid" --out "$DATA/resume-run.$j.json" -- \
 			"$VOLMIG" sync -s "$st" --checkpoint-interval $iv --progress-interval 0
@@ -524,6 +529,11 @@ resume_case() {
 			fi
 		fi
 		wait "$wpid" 2>/dev/null
+		probe=null
+		if [ $j -gt 0 ]; then
+			wait "$ppid" 2>/dev/null
+			probe=$(jget "$DATA/resume-probe.json" 'd["exit_ms"]')
+		fi
 		echo "$(jget "$DATA/resume-run.$j.json" 'd["start"]') start" >>"$ev"
 		code=$(jget "$DATA/resume-run.$j.json" 'd.get("exit_code", -1)')
 		first=$(jget "$DATA/resume-run.$j.json" 'd["first_modify_ms"]')
@@ -531,7 +541,7 @@ resume_case() {
 		wchar=$((wchar + w))
 		emit bench=resume kind=run volume=$vol interval=$iv run=$j restart=$([ $j -gt 0 ] && echo true || echo false) \
 			first_write_ms=$first exit_ms="$(jget "$DATA/resume-run.$j.json" 'd["exit_ms"]')" \
-			killed=$([ "$code" = -1 ] && echo true || echo false) bytes_written=$w
+			flush_probe_ms=$probe killed=$([ "$code" = -1 ] && echo true || echo false) bytes_written=$w
 		sed "s/^/$j /" "$DATA/resume-run.$j.samples" >>"$OUT/plot-resume-$vol-$iv.samples"
 		[ "$code" = 0 ] && break
 		if [ "$code" != -1 ]; then
