@@ -126,6 +126,15 @@ struct ctl;
 int session_ctl_open(const char *dir, struct state *st, const struct sess *s, bool copier,
 		     struct ctl *c, int *lock_fd);
 
+/*
+ * Build the control block of a session just set up, when no process is
+ * attached to the old one: every region DIRTY, marked pristine (ctl.h), and
+ * all of it on disk.  Processes under the shim then track their writes from
+ * the first, with no per-write lock until the first copier run.  0 (also
+ * when processes are attached and nothing was built) or -errno.
+ */
+int session_ctl_prepare(const char *dir, struct state *st, const struct sess *s);
+
 /* Render the message for a failed operation on path: "what PATH: strerror". */
 void report_errno(const char *what, const char *path, int neg_errno);
 

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -48,6 +49,39 @@ static int durable_txn(struct state *st, DB_TXN *txn, void *arg)
 			rc = state_mirror_errors_get(st, txn, i, &d->mirror_errors[i]);
 	}
 	return rc;
+}
+
+static void durable_free(struct durable_dirty *d)
+{
+	if (d == NULL)
+		return;
+	for (uint32_t i = 0; i < d->s->npairs; i++)
+		region_map_release(&d->dirty[i]);
+	free(d);
+}
+
+/* Each pair's cursor, durable dirty set and failed target writes. */
+static int durable_load(struct state *st, const struct sess *s, struct durable_dirty **out)
+{
+	struct durable_dirty *d;
+	int rc = 0;
+
+	*out = NULL;
+	d = calloc(1, sizeof(*d));
+	if (d == NULL)
+		return -ENOMEM;
+	d->s = s;
+	for (uint32_t i = 0; i < s->npairs && rc == 0; i++)
+		rc = region_map_init(&d->dirty[i],
+				     region_count(sess_capacity(&s->pairs[i]), s->region_shift));
+	if (rc == 0)
+		rc = state_txn(st, durable_txn, d);
+	if (rc < 0) {
+		durable_free(d);
+		return rc;
+	}
+	*out = d;
+	return 0;
 }
 
 static int mirror_put_txn(struct state *st, DB_TXN *txn, void *arg)
@@ -91,6 +125,23 @@ static int carry_mirror_errors(const char *path, struct state *st, struct durabl
 	return more ? state_txn(st, mirror_put_txn, d) : 0;
 }
 
+/*
+ * The block about to be replaced, if setup built it, is pristine no more:
+ * the rename that replaces it may not reach the disk before the copier
+ * copies, and after a power loss the old block would be found again.
+ */
+static int unpristine_old(const char *path)
+{
+	struct ctl old;
+	int rc;
+
+	if (ctl_attach(&old, path) < 0)
+		return 0;
+	rc = ctl_unpristine(&old);
+	ctl_detach(&old);
+	return rc;
+}
+
 static void mark_durable(struct ctl *c, const struct durable_dirty *d)
 {
 	for (uint32_t i = 0; i < d->s->npairs; i++) {
@@ -104,7 +155,7 @@ static void mark_durable(struct ctl *c, const struct durable_dirty *d)
 }
 
 static int build(const char *dir, struct state *st, const struct sess *s, struct durable_dirty *d,
-		 struct ctl *c)
+		 bool pristine, struct ctl *c)
 {
 	struct ctl_params *cp;
 	char path[4200];
@@ -113,6 +164,11 @@ static int build(const char *dir, struct state *st, const struct sess *s, struct
 	rc = ctl_path(dir, path, sizeof(path));
 	if (rc < 0)
 		return rc;
+	if (!pristine) {
+		rc = unpristine_old(path);
+		if (rc < 0)
+			return rc;
+	}
 	rc = carry_mirror_errors(path, st, d);
 	if (rc < 0)
 		return rc;
@@ -123,6 +179,7 @@ static int build(const char *dir, struct state *st, const struct sess *s, struct
 	cp->region_shift = s->region_shift;
 	cp->npairs = s->npairs;
 	cp->flags = s->flags;
+	cp->pristine = pristine;
 	for (uint32_t i = 0; i < s->npairs; i++) {
 		const struct sess_pair *sp = &s->pairs[i];
 
@@ -165,23 +222,13 @@ static bool matches(const struct ctl *c, const struct sess *s)
 int session_ctl_open(const char *dir, struct state *st, const struct sess *s, bool copier,
 		     struct ctl *c, int *lock_fd)
 {
-	struct durable_dirty *d;
+	struct durable_dirty *d = NULL;
 	char path[4200];
 	int fd = -1, rc;
 
 	memset(c, 0, sizeof(*c));
 	*lock_fd = -1;
-	d = calloc(1, sizeof(*d));
-	if (d == NULL)
-		return -ENOMEM;
-	d->s = s;
-	for (uint32_t i = 0; i < s->npairs; i++) {
-		rc = region_map_init(&d->dirty[i],
-				     region_count(sess_capacity(&s->pairs[i]), s->region_shift));
-		if (rc < 0)
-			goto out;
-	}
-	rc = state_txn(st, durable_txn, d);
+	rc = durable_load(st, s, &d);
 	if (rc < 0)
 		goto out;
 	rc = ctl_path(dir, path, sizeof(path));
@@ -195,7 +242,7 @@ int session_ctl_open(const char *dir, struct state *st, const struct sess *s, bo
 	rc = ctl_lock_exclusive(fd);
 	if (rc == 0) {
 		/* nobody attached: a new block from durable state */
-		rc = build(dir, st, s, d, c);
+		rc = build(dir, st, s, d, false, c);
 		if (rc == 0)
 			rc = ctl_lock_shared(fd); /* downgrade */
 		goto drain;
@@ -225,6 +272,13 @@ int session_ctl_open(const char *dir, struct state *st, const struct sess *s, bo
 						  memory_order_acq_rel);
 		mark_durable(c, d);
 		ctl_repair_dead(c);
+		/* a block setup built: copying starts, so no longer pristine */
+		rc = ctl_unpristine(c);
+		if (rc < 0) {
+			report_errno("cannot write the control block", path, rc);
+			ctl_detach(c);
+			goto out;
+		}
 	}
 drain:
 	if (rc == 0) {
@@ -239,9 +293,7 @@ drain:
 		}
 	}
 out:
-	for (uint32_t i = 0; i < s->npairs; i++)
-		region_map_release(&d->dirty[i]);
-	free(d);
+	durable_free(d);
 	if (rc < 0) {
 		if (fd >= 0)
 			close(fd);
@@ -249,4 +301,36 @@ out:
 	}
 	*lock_fd = fd;
 	return 0;
+}
+
+int session_ctl_prepare(const char *dir, struct state *st, const struct sess *s)
+{
+	struct durable_dirty *d = NULL;
+	struct ctl c;
+	int fd, rc;
+
+	fd = ctl_lock_open(dir);
+	if (fd < 0)
+		return fd;
+	rc = ctl_lock_exclusive(fd);
+	if (rc == -EAGAIN) {
+		rc = 0; /* processes are attached: the copier sorts it out */
+		goto out;
+	}
+	if (rc < 0)
+		goto out;
+	rc = durable_load(st, s, &d);
+	if (rc == 0)
+		rc = build(dir, st, s, d, true, &c);
+	if (rc == 0) {
+		/* all of it on disk, ready and pristine: a shim that finds
+		 * the block after a power loss can use it as it is */
+		if (msync(c.hdr, c.map_size, MS_SYNC) < 0)
+			rc = -errno;
+		ctl_detach(&c);
+	}
+out:
+	durable_free(d);
+	close(fd); /* lets go of the attach lock */
+	return rc;
 }

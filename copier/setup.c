@@ -468,6 +468,10 @@ int cmd_setup(int argc, char **argv)
 		report_errno("cannot record the session in", dir, rc);
 		goto out;
 	}
+	rc = session_ctl_prepare(dir, &st, &s);
+	if (rc < 0)
+		log_warn("cannot build the control block in %s (%s): until volmig sync runs, "
+			 "processes under the shim take a lock around each write", dir, strerror(-rc));
 	{
 		char rs[32];
 		log_info("session %016llx set up in %s: %u pair%s, region size %s",

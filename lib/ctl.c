@@ -145,8 +145,10 @@ int ctl_lock_untracked_drain(int fd, unsigned wait_ms)
 
 void ctl_reset(struct ctl *c)
 {
+	uint32_t word = atomic_load_explicit(&c->hdr->pristine, memory_order_relaxed) ? CTL_DIRTY : 0;
+
 	for (uint64_t r = 0; r < c->hdr->nregions; r++)
-		atomic_store_explicit(&c->regions[r], 0, memory_order_relaxed);
+		atomic_store_explicit(&c->regions[r], word, memory_order_relaxed);
 	for (unsigned i = 0; i < CTL_MAX_PROCS; i++) {
 		struct ctl_proc *p = &c->hdr->procs[i];
 
@@ -244,6 +246,7 @@ int ctl_create(struct ctl *c, const char *path, const struct ctl_params *p)
 	h->strtab_len = strtab_len;
 	h->regions_off = regions_off;
 	h->flags = p->flags;
+	atomic_store_explicit(&h->pristine, p->pristine ? 1 : 0, memory_order_relaxed);
 	{
 		char *strtab = (char *)mem + h->strtab_off;
 		uint64_t off = 0, first = 0;
@@ -292,6 +295,16 @@ fail:
 	close(fd);
 	unlink(tmp);
 	return rc;
+}
+
+int ctl_unpristine(struct ctl *c)
+{
+	if (!atomic_exchange_explicit(&c->hdr->pristine, 0, memory_order_acq_rel))
+		return 0;
+	/* the header starts the mapping, which is page-aligned */
+	if (msync(c->hdr, sizeof(*c->hdr), MS_SYNC) < 0)
+		return -errno;
+	return 0;
 }
 
 void ctl_publish(struct ctl *c, uint32_t state)

@@ -32,7 +32,7 @@
 #include <sys/types.h>
 
 #define CTL_MAGIC UINT64_C(0x314b4c43474d5600) /* "\0VMGCLK1" */
-#define CTL_VERSION 2
+#define CTL_VERSION 3
 #define CTL_MAX_PAIRS 64
 #define CTL_MAX_PROCS 256
 #define CTL_PROC_WRITES 128 /* journal entries per process */
@@ -108,6 +108,11 @@ struct ctl_hdr {
 	_Atomic uint32_t paused;     /* volmig pause */
 	_Atomic uint64_t rate;       /* volmig throttle, bytes/s, 0: none given */
 	_Atomic uint64_t mirror_errors[CTL_MAX_PAIRS]; /* failed target writes */
+	/* 1 in a block `volmig setup` built: no copier has run, so every
+	 * region is durably dirty and a shim alone keeps the DIRTY bits
+	 * (ctl_reset).  A copier clears it, durably, before it copies. */
+	_Atomic uint32_t pristine;
+	uint32_t pad2;
 	struct ctl_proc procs[CTL_MAX_PROCS];
 };
 
@@ -128,6 +133,7 @@ struct ctl_params {
 	struct ctl_ident target_ids[CTL_MAX_PAIRS];
 	const char *sources[CTL_MAX_PAIRS];
 	const char *targets[CTL_MAX_PAIRS];
+	bool pristine; /* built by setup (ctl_hdr.pristine) */
 };
 
 /*
@@ -178,8 +184,18 @@ int ctl_lock_length(int fd, int type);
  * dead processes are dropped, the process table is emptied, and DIRTY is
  * cleared -- a DIRTY bit left by a dead session of processes is not backed
  * by anything durable, and a clear bit only makes writers log their intent.
+ * In a pristine block every region is set DIRTY instead: no copier has run,
+ * so durable state has every region dirty, and writers need log nothing.
  */
 void ctl_reset(struct ctl *c);
+
+/*
+ * Clear the pristine mark, if set, and make that durable (msync of the
+ * header) before returning: the copier calls it before it copies, so a block
+ * found after a power loss is pristine only if no region was ever copied.
+ * 0 or -errno.
+ */
+int ctl_unpristine(struct ctl *c);
 
 /*
  * Make a new block at path (replacing any there, atomically by rename) with

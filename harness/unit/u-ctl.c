@@ -237,6 +237,48 @@ static void test_create_attach(void)
 		ok(rc == -EBADMSG, "validate refuses %s (checksum resealed) (rc %d)", what, rc); \
 	} while (0)
 
+/* A block setup built (pristine): a reset keeps every region DIRTY until
+ * ctl_unpristine, then clears them as for any block. */
+static void test_pristine(void)
+{
+	struct ctl_params p;
+	struct ctl c, c2;
+	char path[128];
+	bool all = true, none = true;
+	int rc;
+
+	scratch_path(path, sizeof(path), "pristine");
+	params_init(&p, 7);
+	p.pristine = true;
+	rc = ctl_create(&c, path, &p);
+	ok(rc == 0 && atomic_load(&c.hdr->pristine) == 1, "ctl_create with pristine marks it (rc %d)",
+	   rc);
+	if (rc < 0)
+		return;
+	ctl_publish(&c, 0);
+	atomic_store(&c.regions[3], CTL_CIP | 2u); /* a dead copier's and writers' marks */
+	ctl_reset(&c);
+	for (uint64_t r = 0; r < NREG; r++)
+		all = all && atomic_load(&c.regions[r]) == CTL_DIRTY;
+	ok(all, "ctl_reset of a pristine block: every region DIRTY, nothing else");
+	rc = ctl_unpristine(&c);
+	ok(rc == 0 && atomic_load(&c.hdr->pristine) == 0, "ctl_unpristine clears the mark (rc %d)", rc);
+	ok(ctl_attach(&c2, path) == 0 && atomic_load(&c2.hdr->pristine) == 0,
+	   "a new mapping sees it cleared");
+	ctl_detach(&c2);
+	ok(ctl_unpristine(&c) == 0, "ctl_unpristine of a block that is not pristine: 0");
+	ctl_reset(&c);
+	for (uint64_t r = 0; r < NREG; r++)
+		none = none && atomic_load(&c.regions[r]) == 0;
+	ok(none, "ctl_reset after that clears every region");
+	ctl_detach(&c);
+	params_init(&p, 8);
+	rc = ctl_create(&c, path, &p);
+	ok(rc == 0 && atomic_load(&c.hdr->pristine) == 0, "a block created without it is not pristine");
+	if (rc == 0)
+		ctl_detach(&c);
+}
+
 static void test_validate(void)
 {
 	struct ctl_params p;
@@ -984,6 +1026,7 @@ int main(void)
 		return tap_done();
 	}
 	test_create_attach();
+	test_pristine();
 	test_validate();
 	test_attach_corrupt();
 	test_protocol();
