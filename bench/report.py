@@ -179,11 +179,11 @@ def main(out):
                         target_pct=target if st in ("copying", "synced") else None, met=met, runs=len(s),
                         base_cpu_us_per_io=cb, shim_cpu_us_per_io=cs,
                         cpu_overhead_pct=round(cpu_over, 2) if cpu_over is not None else None,
-                        shim_log_records=recs if st in ("copying", "synced") else None)
+                        shim_log_records=recs if st in ("setup", "copying", "synced") else None)
                 t.add(st, c, len(s), fmt(mb, 0), fmt(ms, 0), fmt(ratio, 3), fmt(over, 1),
                       f"<= {target:.0f} %" if st in ("copying", "synced") else "-", met_str(met),
                       f"{fmt(cb, 2)}/{fmt(cs, 2)}", fmt(cpu_over, 1),
-                      recs if st in ("copying", "synced") else "-")
+                      recs if st in ("setup", "copying", "synced") else "-")
         tables.append(t)
 
     # ---- shim instructions per I/O (callgrind) ----

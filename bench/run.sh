@@ -80,7 +80,7 @@ else
 	: "${THREADS_SWEEP:=1 2 4 8 16}"
 	: "${SHIM_SIZE:=256M}" "${SHIM_RUNTIME:=3}" "${SHIM_RAMP:=0.5}" "${SHIM_REPS:=$REPS}" "${SHIM_WARM:=2}"
 	: "${SHIM_CASES:=randwrite-psync-1 randwrite-psync-4 randwrite-libaio-32 randread-psync-1 randread-psync-4 randread-libaio-32}"
-	: "${SHIM_STATES:=copying synced copier-rate copier-full}"
+	: "${SHIM_STATES:=setup copying synced copier-rate copier-full}"
 	: "${SHIM_INSN_IOS:=10000 30000}"
 	: "${FW_SIZE:=64G}" "${FW_N1:=1024}" "${FW_N16:=128}" "${FW_REPS:=$REPS}"
 	: "${RESUME_DENSE:=4G}" "${RESUME_SPARSE:=1T}" "${RESUME_SPARSE_DATA:=1G}" "${KILLS:=3}"
@@ -311,6 +311,7 @@ start_holder() {
 }
 
 # shim_prepare STATE: a session on $SHIM_SRC in the named benchmark state.
+#   setup         set up, no copier run yet (the block setup built)
 #   copying       copier killed mid-copy; no copier runs during the runs
 #   synced        copy finished; no copier runs (nothing is mirrored yet)
 #   copier-rate   copier running with --rate (a quarter of the volume a second)
@@ -323,6 +324,9 @@ shim_prepare() {
 	rm -rf "$st" "$SHIM_TGT"
 	"$VOLMIG" setup -s "$st" --source "$SHIM_SRC" --target "$SHIM_TGT" 2>>"$DATA/shim.log" || return 1
 	case $state in
+	setup)
+		start_holder "$st" "$SHIM_SRC" || return 1
+		;;
 	copying)
 		bg_start pid "$VOLMIG" sync -s "$st" --rate $(($(bytes $SHIM_SIZE) / 4)) --progress-interval 0 2>>"$DATA/shim.log"
 		sleep 1.5
@@ -363,6 +367,7 @@ bench_shim() {
 		cases=$SHIM_CASES
 		case $state in
 		synced) cases='randwrite-psync-1 randwrite-libaio-32 randread-psync-1' ;;
+		setup) cases='randwrite-psync-1 randwrite-libaio-32' ;;
 		copier-*) cases='randwrite-psync-1 randread-psync-1' ;;
 		esac
 		[ $MODE = smoke ] && cases=$SHIM_CASES
