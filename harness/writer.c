@@ -75,7 +75,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-/* Not lib/io.h: its io_fsync() clashes with libaio.h's. */
+#include "io.h"
 #include "size.h"
 
 #define BLK_MAGIC UINT64_C(0x314b4c4247494d56) /* "VMIGBLK1" on little-endian */
@@ -286,25 +286,6 @@ static int iov_split(struct worker *wk, struct slot *s)
 	return n;
 }
 
-/* pwrite all of len bytes, retrying after EINTR and short writes. */
-static int pwrite_all(int fd, const unsigned char *buf, size_t len, off_t off)
-{
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n = pwrite(fd, buf + done, len - done, off + (off_t)done);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			return -EIO;
-		done += (size_t)n;
-	}
-	return 0;
-}
-
 /* pwritev2 all of the iovecs (flags 0), retrying the rest after EINTR and
  * short writes.  Consumes iov. */
 static int pwritev2_all(int fd, struct iovec *iov, int cnt, off_t off)
@@ -329,41 +310,6 @@ static int pwritev2_all(int fd, struct iovec *iov, int cnt, off_t off)
 			iov->iov_len -= (size_t)n;
 		}
 	}
-	return 0;
-}
-
-/* pread up to len bytes, retrying after EINTR and short reads; the count
- * (short only at the end of the volume) or -errno. */
-static ssize_t pread_all(int fd, unsigned char *buf, size_t len, off_t off)
-{
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n = pread(fd, buf + done, len - done, off + (off_t)done);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			break;
-		done += (size_t)n;
-	}
-	return (ssize_t)done;
-}
-
-/* Size of a regular file or block device; 0 or -errno (-EINVAL otherwise). */
-static int dev_size_get(int fd, uint64_t *out)
-{
-	struct stat st;
-
-	if (fstat(fd, &st) < 0)
-		return -errno;
-	if (S_ISBLK(st.st_mode))
-		return ioctl(fd, BLKGETSIZE64, out) < 0 ? -errno : 0;
-	if (!S_ISREG(st.st_mode))
-		return -EINVAL;
-	*out = (uint64_t)st.st_size;
 	return 0;
 }
 
@@ -485,7 +431,7 @@ static int slot_start(struct worker *wk, struct slot *s)
 	off_t off = (off_t)(s->block * o->bs);
 	switch (s->op) {
 	case OP_PWRITE:
-		rc = pwrite_all(wk->fd, s->buf, o->bs, off);
+		rc = io_pwrite_full(wk->fd, s->buf, o->bs, (uint64_t)off);
 		break;
 	case OP_PWRITEV2:
 		rc = pwritev2_all(wk->fd, s->iov, iov_split(wk, s), off);
@@ -1017,7 +963,7 @@ static int cmd_write(int argc, char **argv)
 	/* Check the volume once here so that errors come once and early. */
 	if (dev_open(&o, &fd) < 0)
 		goto out;
-	rc = dev_size_get(fd, &dev_size);
+	rc = io_size(fd, &dev_size);
 	close(fd);
 	if (rc < 0) {
 		say("%s: cannot get its size (%s); a regular file or a block device is needed",
@@ -1315,7 +1261,7 @@ static int cmd_verify(int argc, char **argv)
 		if (high[b] == 0)
 			continue;
 		checked++;
-		ssize_t n = pread_all(fd, buf, o.bs, (off_t)(b * o.bs));
+		ssize_t n = io_pread_full(fd, buf, o.bs, b * o.bs);
 		if (n < 0) {
 			say("reading block %" PRIu64 " of %s: %s", b, o.dev, strerror((int)-n));
 			goto out;

@@ -14,7 +14,6 @@ struct io_sys io_sys = {
 	.pread = pread,
 	.pwrite = pwrite,
 	.fdatasync = fdatasync,
-	.fsync = fsync,
 };
 
 ssize_t io_pread_full(int fd, void *buf, size_t len, uint64_t off)
@@ -58,15 +57,6 @@ int io_pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
 int io_fdatasync(int fd)
 {
 	while (io_sys.fdatasync(fd) < 0) {
-		if (errno != EINTR)
-			return -errno;
-	}
-	return 0;
-}
-
-int io_fsync(int fd)
-{
-	while (io_sys.fsync(fd) < 0) {
 		if (errno != EINTR)
 			return -errno;
 	}

@@ -20,7 +20,6 @@ struct io_sys {
 	ssize_t (*pread)(int fd, void *buf, size_t len, off_t off);
 	ssize_t (*pwrite)(int fd, const void *buf, size_t len, off_t off);
 	int (*fdatasync)(int fd);
-	int (*fsync)(int fd);
 };
 
 /* The table in use; tests may replace members before starting threads. */
@@ -38,9 +37,8 @@ ssize_t io_pread_full(int fd, void *buf, size_t len, uint64_t off);
  */
 int io_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
 
-/* fdatasync / fsync, retried after EINTR.  0 or -errno. */
+/* fdatasync, retried after EINTR.  0 or -errno. */
 int io_fdatasync(int fd);
-int io_fsync(int fd);
 
 /*
  * Size in bytes of an open file or block device (BLKGETSIZE64 for the
