@@ -128,8 +128,8 @@ int session_ctl_open(const char *dir, struct state *st, const struct sess *s, bo
 
 /*
  * Build the control block of a session just set up, when no process is
- * attached to the old one: every region DIRTY, marked pristine (ctl.h), and
- * all of it on disk.  Processes under the shim then track their writes from
+ * attached to the old one: every region DIRTY, marked pristine (ctl.h), the
+ * header on disk.  Processes under the shim then track their writes from
  * the first, with no per-write lock until the first copier run.  0 (also
  * when processes are attached and nothing was built) or -errno.
  */

@@ -323,9 +323,10 @@ int session_ctl_prepare(const char *dir, struct state *st, const struct sess *s)
 	if (rc == 0)
 		rc = build(dir, st, s, d, true, &c);
 	if (rc == 0) {
-		/* all of it on disk, ready and pristine: a shim that finds
-		 * the block after a power loss can use it as it is */
-		if (msync(c.hdr, c.map_size, MS_SYNC) < 0)
+		/* the header on disk, ready and pristine: a shim alone that
+		 * finds the block after a power loss uses it (its region
+		 * words are set all DIRTY again then, see ctl_reset) */
+		if (msync(c.hdr, sizeof(*c.hdr), MS_SYNC) < 0)
 			rc = -errno;
 		ctl_detach(&c);
 	}
