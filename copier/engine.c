@@ -649,6 +649,24 @@ static void counted_ahead(struct pair_rt *p, uint64_t cursor, struct state_progr
 	p->ahead.n = k;
 }
 
+/* Regions [from, from + n) of p ended clean: whatever happened last to a
+ * region decides its pending change (none to add; a durably dirty one is
+ * to be deleted).  Caller holds mu. */
+static void pending_clean(struct pair_rt *p, uint64_t from, uint64_t n)
+{
+	region_map_clear_range(&p->pend_add, from, n);
+	if (p->ddirty.count == 0)
+		return;
+	if (n == 1) { /* the bulk copy's case: no scan past the region */
+		if (region_map_test(&p->ddirty, from))
+			region_map_set(&p->pend_del, from);
+		return;
+	}
+	for (uint64_t d = region_map_next_set(&p->ddirty, from); d < from + n;
+	     d = region_map_next_set(&p->ddirty, d + 1))
+		region_map_set(&p->pend_del, d);
+}
+
 /* Account a finished region. Caller holds mu. */
 static void complete_region(struct engine *e, const struct work *w, uint64_t r, bool clean,
 			    uint64_t bytes)
@@ -674,9 +692,7 @@ static void complete_region(struct engine *e, const struct work *w, uint64_t r, 
 	 * region kept dirty is added before the cursor can pass it (same
 	 * checkpoint transaction). */
 	if (clean) {
-		region_map_clear(&p->pend_add, r);
-		if (region_map_test(&p->ddirty, r))
-			region_map_set(&p->pend_del, r);
+		pending_clean(p, r, 1);
 	} else {
 		region_map_clear(&p->pend_del, r);
 		if (!region_map_test(&p->ddirty, r))
@@ -692,7 +708,7 @@ static void complete_clean(struct engine *e, const struct work *w, uint64_t firs
 {
 	struct pair_rt *p = &e->pairs[w->pair];
 	_Atomic uint32_t *words = ctl_region(&e->ctl, w->pair, 0);
-	uint64_t r = first, end = first + n, from, d;
+	uint64_t r = first, end = first + n, from;
 
 	while (r < end) {
 		for (from = r; r < end; r++)
@@ -700,10 +716,7 @@ static void complete_clean(struct engine *e, const struct work *w, uint64_t firs
 				break;
 		region_map_clear_range(&p->busy, from, r - from);
 		region_map_set_range(&p->done, from, r - from);
-		region_map_clear_range(&p->pend_add, from, r - from);
-		for (d = p->ddirty.count ? region_map_next_set(&p->ddirty, from) : r; d < r;
-		     d = region_map_next_set(&p->ddirty, d + 1))
-			region_map_set(&p->pend_del, d);
+		pending_clean(p, from, r - from);
 		if (r < end)
 			complete_region(e, w, r++, false, 0);
 	}
