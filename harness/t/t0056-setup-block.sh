@@ -3,9 +3,9 @@
 # the first copier run every region is dirty, so a program under the shim
 # writes with no system call beyond its own -- no lock taken around each
 # write, no dirty-log record -- and a program alone keeps the block's DIRTY
-# bits.  A copier clears the mark, durably, before it copies: a program alone
-# after a copier run logs its writes to clean regions again, and the next
-# copier copies them.
+# bits.  A copier clears the mark, durably, before it copies (also in a
+# block it replaces): a program alone after a copier run logs its writes to
+# clean regions again, and the next copier copies them.
 . "$(dirname "$0")/lib-test.sh"
 need_crash_build
 cd "$SCRATCH" || exit 1
@@ -71,7 +71,30 @@ ok_if "sync" $CV sync -s st2 --progress-interval 0
 ok_if "the write reached the target" cmp -s b.src b.tgt
 ok_if "volmig verify agrees" $CV verify -s st2
 
-# 3. Processes attached to the block when setup runs: setup leaves it to them
+# 3. A copier alone replaces setup's block with its own, by a rename that
+# may not reach the disk before it copies.  The old block is kept here
+# through a hard link and put back after the copier was killed at its first
+# checkpoint, as a power loss that lost the rename would: it must no longer
+# be pristine, or a program alone writing a clean region logs nothing.
+make_random d.src 8
+ok_if "setup (fourth session)" $CV setup -s st4 --source d.src --target d.tgt --region-size 64k
+ln st4/ctl st4/ctl.setup
+VOLMIG_CRASH=copier.checkpoint-commit.after:1 $CV sync -s st4 --rate 2M --checkpoint-interval 0.2 \
+	--progress-interval 0 2>/dev/null
+rc=$?
+[ $rc -eq 137 ] && ok "the copier (alone) was killed after its first checkpoint" ||
+	not_ok "copier exit $rc, want 137"
+[ "$(stat -c %i st4/ctl)" != "$(stat -c %i st4/ctl.setup)" ] && ok "the copier built its own block" ||
+	not_ok "the copier kept setup's block"
+mv st4/ctl.setup st4/ctl
+shim_pwrite $CV st4 d.src w2 100
+segs=$(ls st4/log/*.seg 2>/dev/null | wc -l)
+[ "$segs" -ge 1 ] && ok "setup's block, found again, is not pristine: the write is logged" ||
+	not_ok "no dirty-log segment after a write to clean region 0 through setup's old block"
+ok_if "sync" $CV sync -s st4 --progress-interval 0
+ok_if "the write reached the target" cmp -s d.src d.tgt
+
+# 4. Processes attached to the block when setup runs: setup leaves it to them
 # (and to the copier), and says nothing is wrong.
 make_random c.src 4
 ok_if "setup (third session)" $CV setup -s st3 --source c.src --target c.tgt
