@@ -111,6 +111,23 @@ fd = os.open(sys.argv[1], os.O_RDWR)
 os.pwrite(fd, open(sys.argv[2], "rb").read(), int(sys.argv[3]))' "$3" "$4" "$5"
 }
 
+# The pid of the process stopped at crash point POINT (VOLMIG_CRASH=POINT:1:stop,
+# crash-point build), from the line it wrote to FILE, once it is stopped;
+# waits up to TRIES x 50 ms (default 200).  Prints nothing, status 1, if no
+# process stopped there.
+stopped_at() { # point file [tries]
+	local p
+	for _ in $(seq "${3:-200}"); do
+		p=$(sed -n "s/.*crash point $1 hit 1 (pid \([0-9]*\)), stopped.*/\1/p" "$2")
+		if [ -n "$p" ] && [ "$(awk '{print $3}' "/proc/$p/stat" 2>/dev/null)" = T ]; then
+			echo "$p"
+			return 0
+		fi
+		sleep 0.05
+	done
+	return 1
+}
+
 # Wait up to 10 s for a copier to run on the session in ST.
 wait_copier() { # st
 	for _ in $(seq 200); do

@@ -18,14 +18,8 @@ fd = os.open(sys.argv[1], os.O_RDWR)
 os.pwrite(fd, open(sys.argv[2], "rb").read(), 5 * 1048576)' "$src" "$SCRATCH/block" \
 	2>"$SCRATCH/writer.err"
 # the program stops itself at the point and says its pid
-pid=
-for _ in $(seq 200); do
-	pid=$(sed -n 's/.*crash point shim.barrier.after hit 1 (pid \([0-9]*\)), stopped.*/\1/p' "$SCRATCH/writer.err")
-	[ -n "$pid" ] && [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" = T ] && break
-	sleep 0.05
-done
-ok_if "the writer stopped after its barrier wait, before its write" \
-	test -n "$pid" -a "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" = T
+pid=$(stopped_at shim.barrier.after "$SCRATCH/writer.err")
+ok_if "the writer stopped after its barrier wait, before its write" test -n "$pid"
 ok_if "commit while it is stopped" $CV commit -s "$st"
 ok_if "state is committed" test "$(status_field "$st" state)" = committed
 kill -CONT "$pid"

@@ -25,12 +25,7 @@ rc=$?
 ok_if "a program's write (still mirrored)" app_write "$SCRATCH/a"
 # a copier that copies the region now stops at the point; give it the time
 # a lazy pass takes (it must not copy at all)
-pid=
-for _ in $(seq 30); do
-	pid=$(sed -n 's/.*crash point copier.source-read.after hit 1 (pid \([0-9]*\)), stopped.*/\1/p' "$SCRATCH/sync.err")
-	[ -n "$pid" ] && break
-	sleep 0.05
-done
+pid=$(stopped_at copier.source-read.after "$SCRATCH/sync.err" 30)
 [ -n "$pid" ] && note "the copier copied after the commit's record (stopped, pid $pid)"
 ok_if "the next command announces the commit" $CV status -s "$st"
 ok_if "state is committed" test "$(status_field "$st" state)" = committed

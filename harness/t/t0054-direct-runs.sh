@@ -125,13 +125,7 @@ if [ -x "$cb/volmig" ] && [ -f "$cb/libvolmig.so" ]; then
 		"$cb/volmig" setup -s st4 --source e.src --target e.tgt --region-size 64k
 	VOLMIG_CRASH=copier.source-read.after:1:stop spawn spid "$cb/volmig" sync -s st4 --direct \
 		--threads 1 --progress-interval 0 2>sync4.err
-	pid=
-	for _ in $(seq 200); do
-		pid=$(sed -n 's/.*crash point copier.source-read.after hit 1 (pid \([0-9]*\)), stopped.*/\1/p' sync4.err)
-		[ -n "$pid" ] && [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" = T ] && break
-		pid=
-		sleep 0.05
-	done
+	pid=$(stopped_at copier.source-read.after sync4.err)
 	ok_if "the copier stopped between its read of the run and its writes" test -n "$pid"
 	ok_if "a program writes into region 5 of the run meanwhile" \
 		shim_pwrite "$cb/volmig" st4 e.src blk $((5 * R + 100))
