@@ -52,12 +52,18 @@
 #define HOLE_BATCH 4096        /* regions per hole work item at most */
 #define COPY_WAIT_US 1000000   /* how long a copy waits for writes to drain */
 #define DIRECT_ALIGN 4096
-/* A direct bulk copy moves a run of neighbouring regions per I/O: up to
- * 16 MiB a thread and 64 MiB in all (fewer per thread past 4 threads), and
- * DIRECT_RUN regions at most (see run_regions). */
-#define DIRECT_RUN 64
+/* A bulk copy moves a run of neighbouring regions per I/O: buffered, up to
+ * 4 MiB; direct, up to 16 MiB a thread and 64 MiB in all (fewer per thread
+ * past 4 threads); RUN_REGIONS at most (see run_regions). */
+#define RUN_REGIONS 64
+#define BUFFERED_RUN_BYTES (UINT64_C(4) << 20)
 #define DIRECT_RUN_BYTES (UINT64_C(16) << 20)
 #define DIRECT_RUN_ALL (UINT64_C(64) << 20)
+/* Buffered reads of a file source this close to the end of its data go
+ * through a descriptor without readahead: the kernel's readahead would run
+ * on into the hole and fill the page cache with zeros (twice the largest
+ * readahead window, 8 MiB, that a read can have in flight ahead of it). */
+#define NORA_SPAN (UINT64_C(16) << 20)
 
 enum work_kind { WORK_NONE, WORK_BULK, WORK_HOLE, WORK_DIRTY };
 
@@ -65,6 +71,7 @@ struct work {
 	enum work_kind kind;
 	uint32_t pair;
 	uint64_t first, n;
+	bool near_hole;            /* bulk: read without readahead (NORA_SPAN) */
 };
 
 struct u64vec {
@@ -76,6 +83,8 @@ struct pair_rt {
 	const struct sess_pair *sp;
 	int src_fd, tgt_fd;        /* O_DIRECT when asked */
 	int src_buf_fd, tgt_buf_fd; /* buffered: unaligned tails, zeroing */
+	int src_nora_fd;            /* buffered file source: POSIX_FADV_RANDOM
+				       (no readahead), or -1 */
 	bool src_file, tgt_file;
 	uint64_t cap;               /* bytes tracked (sess_capacity) */
 	uint64_t nregions;
@@ -109,7 +118,7 @@ struct engine {
 	struct ctl ctl;
 	unsigned shift;
 	uint64_t region_size;
-	uint64_t run_max;        /* regions per bulk I/O at most (1 unless --direct) */
+	uint64_t run_max;        /* regions per bulk I/O at most (run_regions) */
 	uint32_t npairs;
 	struct pair_rt *pairs;
 	int hint_fd;
@@ -244,9 +253,9 @@ static bool next_bulk(struct engine *e, uint32_t pi, struct work *w)
 		}
 	}
 	if (w->kind == WORK_BULK && e->run_max > 1) {
-		/* direct I/O is as fast as the bytes in flight: a run of
-		 * neighbouring full-size regions wholly below the end of the
-		 * data (copy_run); a region the data ends in is copied alone */
+		/* a run of neighbouring full-size regions wholly below the
+		 * end of the data (copy_run); a region the data ends in is
+		 * copied alone */
 		uint64_t lim = p->cap >> e->shift;
 
 		if (p->src_file && p->data_end >> e->shift < lim)
@@ -265,6 +274,8 @@ static bool next_bulk(struct engine *e, uint32_t pi, struct work *w)
 	w->pair = pi;
 	w->first = r;
 	w->n = n;
+	w->near_hole = w->kind == WORK_BULK && p->src_nora_fd >= 0 && p->data_end < p->cap &&
+		       ((r + n) << e->shift) + NORA_SPAN > p->data_end;
 	p->bulk_next = r + n;
 	region_map_set_range(&p->busy, r, n);
 	if (p->bulk_next > p->prog.hwm)
@@ -309,6 +320,7 @@ static bool next_dirty(struct engine *e, uint32_t pi, struct work *w)
 				w->pair = pi;
 				w->first = r;
 				w->n = 1;
+				w->near_hole = false;
 				p->dirty_scan = r + 1;
 				region_map_set(&p->busy, r);
 				return true;
@@ -452,7 +464,7 @@ static ssize_t source_read(struct pair_rt *p, int fd, void *buf, uint64_t len, u
  * far (it is cut back to the source's length after the copy).
  */
 static ssize_t copy_region(struct engine *e, uint32_t pi, uint64_t r, void *buf, int lock_fd,
-			   bool *clean)
+			   bool near_hole, bool *clean)
 {
 	bool hole = false, aligned;
 	struct pair_rt *p = &e->pairs[pi];
@@ -474,7 +486,10 @@ static ssize_t copy_region(struct engine *e, uint32_t pi, uint64_t r, void *buf,
 		return 0; /* writes did not drain: stays dirty, retried later */
 	}
 	aligned = (len % DIRECT_ALIGN) == 0;
-	n = source_read(p, aligned ? p->src_fd : p->src_buf_fd, buf, len, off);
+	if (near_hole)
+		n = source_read(p, p->src_nora_fd, buf, len, off);
+	else
+		n = source_read(p, aligned ? p->src_fd : p->src_buf_fd, buf, len, off);
 	if (n < 0) {
 		rc = (int)n;
 		goto fail;
@@ -531,7 +546,7 @@ fail:
 }
 
 /*
- * Copy a bulk run of w->n neighbouring full-size regions (direct mode) with
+ * Copy a bulk run of w->n neighbouring full-size regions (run_regions) with
  * one read, and one write per stretch of regions alike.  Each region keeps
  * what copy_region gives a single one: its own claim (I4), so a region whose
  * writes did not drain is skipped and stays dirty; its own hole check; its
@@ -544,7 +559,7 @@ static int copy_run(struct engine *e, const struct work *w, char *buf, int lock_
 {
 	struct pair_rt *p = &e->pairs[w->pair];
 	uint64_t rs = e->region_size, off = w->first << e->shift, len = w->n * rs, i, j;
-	bool claimed[DIRECT_RUN], zero[DIRECT_RUN], wrote = false;
+	bool claimed[RUN_REGIONS], zero[RUN_REGIONS], wrote = false;
 	ssize_t n;
 	int rc;
 
@@ -564,7 +579,7 @@ static int copy_run(struct engine *e, const struct work *w, char *buf, int lock_
 	}
 	for (i = 0; i < w->n; i++)
 		claimed[i] = ctl_copy_begin(&e->ctl, w->pair, w->first + i, COPY_WAIT_US) == 0;
-	n = source_read(p, p->src_fd, buf, len, off);
+	n = source_read(p, w->near_hole ? p->src_nora_fd : p->src_fd, buf, len, off);
 	if (n < 0 || (uint64_t)n < len) {
 		/* a file that shrank: copy_region handles its end */
 		rc = n < 0 ? (int)n : 1;
@@ -589,6 +604,9 @@ static int copy_run(struct engine *e, const struct work *w, char *buf, int lock_
 			continue;
 		}
 		rc = io_pwrite_full(p->tgt_fd, buf + i * rs, (size_t)l, o);
+		if (rc == 0 && !e->o->direct)
+			(void)sync_file_range(p->tgt_buf_fd, (off64_t)o, (off64_t)l,
+					      SYNC_FILE_RANGE_WRITE); /* as copy_region */
 		for (uint64_t k = i; rc == 0 && k < j; k++)
 			bytes[k] = rs;
 		wrote = wrote || rc == 0;
@@ -800,7 +818,7 @@ static void copy_each(struct engine *e, const struct work *w, void *buf, int loc
 {
 	for (uint64_t r = w->first; r < w->first + w->n; r++) {
 		bool clean;
-		ssize_t n = copy_region(e, w->pair, r, buf, lock_fd, &clean);
+		ssize_t n = copy_region(e, w->pair, r, buf, lock_fd, w->near_hole, &clean);
 
 		pthread_mutex_lock(&e->mu);
 		if (n < 0) {
@@ -819,8 +837,8 @@ static void copy_each(struct engine *e, const struct work *w, void *buf, int loc
  * to be copied region by region instead. */
 static bool run_done(struct engine *e, const struct work *w, void *buf, int lock_fd)
 {
-	bool clean[DIRECT_RUN];
-	uint64_t bytes[DIRECT_RUN], sum = 0;
+	bool clean[RUN_REGIONS];
+	uint64_t bytes[RUN_REGIONS], sum = 0;
 	int rc = copy_run(e, w, buf, lock_fd, clean, bytes);
 
 	if (rc == 1)
@@ -1213,6 +1231,20 @@ static int open_volume(const char *path, int flags, bool direct, int *fd, int *b
 	return 0;
 }
 
+/* A second descriptor of a file source whose reads bring in only what was
+ * asked for (NORA_SPAN); -1 if it cannot be had, and reads take the usual
+ * one. */
+static int open_nora(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd >= 0 && posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM) != 0) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
 static void close_volume(int fd, int buf_fd)
 {
 	if (fd >= 0 && fd != buf_fd)
@@ -1341,6 +1373,8 @@ static void engine_release(struct engine *e)
 
 			close_volume(p->src_fd, p->src_buf_fd);
 			close_volume(p->tgt_fd, p->tgt_buf_fd);
+			if (p->src_nora_fd >= 0)
+				close(p->src_nora_fd);
 			region_map_release(&p->done);
 			region_map_release(&p->busy);
 			region_map_release(&p->pend_add);
@@ -1386,7 +1420,7 @@ static int engine_prepare(struct engine *e)
 	for (uint32_t i = 0; i < e->npairs; i++) {
 		struct pair_rt *p = &e->pairs[i];
 
-		p->src_fd = p->src_buf_fd = p->tgt_fd = p->tgt_buf_fd = -1;
+		p->src_fd = p->src_buf_fd = p->tgt_fd = p->tgt_buf_fd = p->src_nora_fd = -1;
 	}
 	for (uint32_t i = 0; i < e->npairs; i++) {
 		struct pair_rt *p = &e->pairs[i];
@@ -1408,6 +1442,8 @@ static int engine_prepare(struct engine *e)
 			report_errno("cannot open target", p->sp->target, rc);
 			return rc;
 		}
+		if (p->src_file && !e->o->direct)
+			p->src_nora_fd = open_nora(p->sp->source);
 		if ((rc = region_map_init(&p->done, p->nregions)) < 0 ||
 		    (rc = region_map_init(&p->busy, p->nregions)) < 0 ||
 		    (rc = region_map_init(&p->pend_add, p->nregions)) < 0 ||
@@ -1455,18 +1491,21 @@ static int engine_prepare(struct engine *e)
 	return 0;
 }
 
-/* Regions per bulk I/O at most: direct I/O is as fast as the bytes in
- * flight (buffered I/O has the kernel's readahead and writeback). */
+/* Regions per bulk I/O at most.  Direct I/O is as fast as the bytes in
+ * flight.  Buffered I/O has the kernel's readahead and writeback, but a
+ * 4 MiB run still costs a quarter of the system calls and claims of 1 MiB
+ * regions, and fills the page cache in larger folios (docs/decisions.md,
+ * Copying). */
 static uint64_t run_regions(const struct engine *e)
 {
 	uint64_t bytes = DIRECT_RUN_ALL / e->o->threads, n;
 
 	if (!e->o->direct)
-		return 1;
-	if (bytes > DIRECT_RUN_BYTES)
+		bytes = BUFFERED_RUN_BYTES;
+	else if (bytes > DIRECT_RUN_BYTES)
 		bytes = DIRECT_RUN_BYTES;
 	n = bytes >> e->shift;
-	return n < 1 ? 1 : n > DIRECT_RUN ? DIRECT_RUN : n;
+	return n < 1 ? 1 : n > RUN_REGIONS ? RUN_REGIONS : n;
 }
 
 int engine_run(const char *dir, struct state *st, struct sess *s, const struct engine_opts *o)

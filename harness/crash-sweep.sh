@@ -36,10 +36,11 @@ pattern=${1:-*}
 W="$VOLMIG_BUILD/harness/writer"
 RATE_MIB=8 INTERVAL=0.25 THREADS=4 REGION=65536 SIZE_MIB=16
 SYNC_ARGS=${CRASH_SYNC_ARGS:-}
-# What one copier thread copies per I/O: a region; with --direct a run of
-# regions, a tenth of a second's worth at the rate (copier/engine.c)
-RUN=$REGION
-case " $SYNC_ARGS " in *" --direct "*) RUN=$((RATE_MIB * 1048576 / 10 / REGION * REGION)) ;; esac
+# What one copier thread copies per I/O: a run of regions
+case " $SYNC_ARGS " in
+*" --direct "*) RUN=$(copy_run_bytes $REGION $((RATE_MIB * 1048576)) direct $THREADS) ;;
+*) RUN=$(copy_run_bytes $REGION $((RATE_MIB * 1048576)) buffered $THREADS) ;;
+esac
 QUICK_POINTS="dlog.append.before dlog.flush.after shim.source-write.after
 copier.target-flush.after copier.checkpoint-commit.after state.synced.before
 state.aborted.after state.committed.pending state.committed.after"

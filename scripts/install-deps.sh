@@ -20,6 +20,7 @@ PACKAGES=(
 	valgrind       # make check-valgrind
 	python3        # tests: reading status --json
 	util-linux     # losetup for block-device tests
+	util-linux-extra # tests: fincore (page cache of a file)
 	strace         # tests: system-call traces (ordering, open flags)
 	qemu-utils     # benchmarks: qemu-img convert baseline
 	afl++          # make fuzz: AFL++

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# sync --direct copies runs of neighbouring full-size regions, up to 16 MiB,
-# per I/O (copier/engine.c, copy_run), each region keeping its own claim, hole
-# check and result.  Here: a file source whose runs mix data, allocated
-# zeros and holes, over a stale target (one read per run, one write per
-# stretch of data, zeros punched); loop block devices; a source that shrinks
-# while it is copied (runs read short and are copied region by region); and
-# the harness writer under the shim while the copier is killed.
+# sync copies runs of neighbouring full-size regions per I/O, up to 16 MiB
+# with --direct and 4 MiB buffered (copier/engine.c, copy_run), each region
+# keeping its own claim, hole check and result.  Here: a file source whose
+# runs mix data, allocated zeros and holes, over a stale target (one read per
+# run, one write per stretch of data, zeros punched), direct and buffered;
+# I4 for a run, direct and buffered; and with --direct: loop block devices,
+# a source that shrinks while it is copied (runs read short and are copied
+# region by region), and the harness writer under the shim while the copier
+# is killed.
 . "$(dirname "$0")/lib-test.sh"
 . "$(dirname "$0")/online.sh"
 cd "$SCRATCH" || exit 1
@@ -27,22 +29,26 @@ for i, k in enumerate(layout):
 os.pwrite(fd, os.urandom(12345), len(layout) * R)
 os.close(fd)
 PY
-size=$(stat -c %s a.src)
-head -c "$size" /dev/urandom >a.tgt # stale data everywhere
-ok_if "setup (64 KiB regions)" $VOLMIG setup -s st --source a.src --target a.tgt --region-size 64k
-if command -v strace >/dev/null; then
-	strace -f -qq -e trace=pread64,pwrite64,fallocate -o trace.out \
-		$VOLMIG_BIN sync -s st --direct --threads 1 --progress-interval 0 2>sync.err
-	rc=$?
-else
-	$VOLMIG sync -s st --direct --threads 1 --progress-interval 0 2>sync.err
-	rc=$?
-fi
-ok_if "sync --direct exits 0 (exit $rc)" test "$rc" -eq 0
-ok_if "the target is identical, length included" cmp -s a.src a.tgt
-ok_if "verify exits 0" $VOLMIG verify -s st
-# the allocated zeros (regions 3, 4, 6) and the holes became holes
-ok_if "zeros and holes of the source are holes of the target" python3 - "$layout" a.tgt <<'PY'
+# layout_copy MODE: sync a.src over a stale target, MODE --direct or
+# buffered (runs of up to 4 MiB: the same runs here, at 64 KiB regions)
+layout_copy() {
+	local mode=$1 opt= t=a.tgt.$1 st=st.$1 tr=trace.$1 rc
+	[ "$mode" = --direct ] && opt=--direct
+	head -c "$(stat -c %s a.src)" /dev/urandom >$t # stale data everywhere
+	ok_if "$mode: setup (64 KiB regions)" $VOLMIG setup -s $st --source a.src --target $t --region-size 64k
+	if command -v strace >/dev/null; then
+		strace -f -qq -e trace=pread64,pwrite64,fallocate -o $tr \
+			$VOLMIG_BIN sync -s $st $opt --threads 1 --progress-interval 0 2>sync.err
+		rc=$?
+	else
+		$VOLMIG sync -s $st $opt --threads 1 --progress-interval 0 2>sync.err
+		rc=$?
+	fi
+	ok_if "$mode: sync exits 0 (exit $rc)" test "$rc" -eq 0
+	ok_if "$mode: the target is identical, length included" cmp -s a.src $t
+	ok_if "$mode: verify exits 0" $VOLMIG verify -s $st
+	# the allocated zeros (regions 3, 4, 6) and the holes became holes
+	ok_if "$mode: zeros and holes of the source are holes of the target" python3 - "$layout" $t <<'PY'
 import os, sys
 layout, R = sys.argv[1].replace(" ", ""), 65536
 fd = os.open(sys.argv[2], os.O_RDONLY)
@@ -54,28 +60,31 @@ for i, k in enumerate(layout):
             continue
         assert d >= (i + 1) * R, f"region {i} ({k}) has data at {d}"
 PY
-if [ -f trace.out ]; then
+	if [ ! -f $tr ]; then
+		skip_test "$mode: no strace: the I/O sizes of the runs are not checked"
+		return
+	fi
 	# regions 0-9 (DDDZ ZDZD DD) are one run: one read; a write per
 	# stretch of data, and the zeros punched
-	ok_if "one read of the 10 regions of data at offset 0" \
-		grep -qE "pread64\([0-9]+, .*, $((10 * R)), 0\) = $((10 * R))" trace.out
+	ok_if "$mode: one read of the 10 regions of data at offset 0" \
+		grep -qE "pread64\([0-9]+, .*, $((10 * R)), 0\) = $((10 * R))" $tr
 	for w in 0:3 5:1 7:3; do
-		ok_if "one write of ${w#*:} region(s) at region ${w%:*}" grep -qE \
-			"pwrite64\([0-9]+, .*, $((${w#*:} * R)), $((${w%:*} * R))\) = $((${w#*:} * R))" trace.out
+		ok_if "$mode: one write of ${w#*:} region(s) at region ${w%:*}" grep -qE \
+			"pwrite64\([0-9]+, .*, $((${w#*:} * R)), $((${w%:*} * R))\) = $((${w#*:} * R))" $tr
 	done
 	for z in 3:2 6:1; do
-		ok_if "${z#*:} region(s) of zeros punched at region ${z%:*}" grep -qE \
-			"fallocate\([0-9]+, FALLOC_FL_KEEP_SIZE\|FALLOC_FL_PUNCH_HOLE, $((${z%:*} * R)), $((${z#*:} * R))\)" trace.out
+		ok_if "$mode: ${z#*:} region(s) of zeros punched at region ${z%:*}" grep -qE \
+			"fallocate\([0-9]+, FALLOC_FL_KEEP_SIZE\|FALLOC_FL_PUNCH_HOLE, $((${z%:*} * R)), $((${z#*:} * R))\)" $tr
 	done
-	ok_if "no read of the hole after region 9" \
-		eval "! grep -qE 'pread64\([0-9]+, .*, [0-9]+, $((10 * R))\)' trace.out"
+	ok_if "$mode: no read of the hole after region 9" \
+		eval "! grep -qE 'pread64\([0-9]+, .*, [0-9]+, $((10 * R))\)' $tr"
 	# the data ends inside region 20, and inside region 32 (the end)
-	ok_if "region 20 read alone" grep -qE "pread64\([0-9]+, .*, $R, $((20 * R))\)" trace.out
-	ok_if "regions 30-31 read in one I/O, apart from the partial region 32" \
-		grep -qE "pread64\([0-9]+, .*, $((2 * R)), $((30 * R))\) = $((2 * R))" trace.out
-else
-	skip_test "no strace: the I/O sizes of the runs are not checked"
-fi
+	ok_if "$mode: region 20 read alone" grep -qE "pread64\([0-9]+, .*, $R, $((20 * R))\)" $tr
+	ok_if "$mode: regions 30-31 read in one I/O, apart from the partial region 32" \
+		grep -qE "pread64\([0-9]+, .*, $((2 * R)), $((30 * R))\) = $((2 * R))" $tr
+}
+layout_copy --direct
+layout_copy buffered
 
 # A source that shrinks while it is copied: the runs past its new end read
 # short, and are copied region by region (the target is cut back).
@@ -116,25 +125,30 @@ fi
 # (crash point copier.source-read.after, stop), holding the claims of its
 # 64 regions; a program's write into region 5 waits its 100 ms (I7), then
 # goes ahead.  The run's copy must not count region 5 clean: the target
-# must end with the program's bytes.  Needs the crash-point build.
+# must end with the program's bytes.  Direct and buffered runs alike.
+# Needs the crash-point build.
 cb=${VOLMIG_CRASH_BUILD:-$TOP/build/crash}
 if [ -x "$cb/volmig" ] && [ -f "$cb/libvolmig.so" ]; then
 	make_random e.src 8
 	head -c 4096 /dev/urandom >blk
-	ok_if "setup of an 8 MiB pair (64 KiB regions)" \
-		"$cb/volmig" setup -s st4 --source e.src --target e.tgt --region-size 64k
-	VOLMIG_CRASH=copier.source-read.after:1:stop spawn spid "$cb/volmig" sync -s st4 --direct \
-		--threads 1 --progress-interval 0 2>sync4.err
-	pid=$(stopped_at copier.source-read.after sync4.err)
-	ok_if "the copier stopped between its read of the run and its writes" test -n "$pid"
-	ok_if "a program writes into region 5 of the run meanwhile" \
-		shim_pwrite "$cb/volmig" st4 e.src blk $((5 * R + 100))
-	[ -n "$pid" ] && kill -CONT "$pid"
-	wait "$spid"
-	rc=$?
-	ok_if "sync exits 0 (exit $rc)" test "$rc" -eq 0
-	ok_if "the target holds the program's write" cmp -s e.src e.tgt
-	ok_if "verify exits 0" "$cb/volmig" verify -s st4
+	for mode in --direct buffered; do
+		opt=
+		[ "$mode" = --direct ] && opt=--direct
+		ok_if "$mode: setup of an 8 MiB pair (64 KiB regions)" \
+			"$cb/volmig" setup -s st4$mode --source e.src --target e.tgt$mode --region-size 64k
+		VOLMIG_CRASH=copier.source-read.after:1:stop spawn spid "$cb/volmig" sync -s st4$mode $opt \
+			--threads 1 --progress-interval 0 2>sync4.err
+		pid=$(stopped_at copier.source-read.after sync4.err)
+		ok_if "$mode: the copier stopped between its read of the run and its writes" test -n "$pid"
+		ok_if "$mode: a program writes into region 5 of the run meanwhile" \
+			shim_pwrite "$cb/volmig" st4$mode e.src blk $((5 * R + 100))
+		[ -n "$pid" ] && kill -CONT "$pid"
+		wait "$spid"
+		rc=$?
+		ok_if "$mode: sync exits 0 (exit $rc)" test "$rc" -eq 0
+		ok_if "$mode: the target holds the program's write" cmp -s e.src e.tgt$mode
+		ok_if "$mode: verify exits 0" "$cb/volmig" verify -s st4$mode
+	done
 else
 	skip_test "no crash-point build in $cb (make crash-build): the run's claims are not checked"
 fi
