@@ -202,6 +202,17 @@ make_sparse() {
 	sync "$f"
 }
 
+# readahead_kib DIR: the largest readahead window of the disk DIR is on
+# (its queue's read_ahead_kb; a partition's is its disk's), or "unknown".
+readahead_kib() {
+	local dev q
+	dev=/sys/dev/block/$(mountpoint -d "$(df --output=target "$1" | tail -1)")
+	for q in "$dev/queue" "$dev/../queue"; do
+		[ -r "$q/read_ahead_kb" ] && { cat "$q/read_ahead_kb"; return; }
+	done
+	echo unknown
+}
+
 # A fresh, sparse target of SIZE bytes.
 fresh_target() {
 	rm -f "$1"

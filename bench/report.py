@@ -254,7 +254,7 @@ def main(out):
                   ["volume", "interval s", "kills", "recopied MiB/kill", "bound MiB", "written-again MiB/kill",
                    "restart->1st write ms (median/max)", "4 KiB fdatasync ms (median/max)",
                    "beyond it ms (median/max)", "target", "met"],
-                  "recopied = status bytes_recopied / kills; bound = copy rate x interval + (threads+1) x region\n"
+                  "recopied = status bytes_recopied / kills; bound = copy rate x interval + (threads+1) x run\n"
                   "(the copy rate of an unkilled run); written-again = bytes the copier processes wrote\n"
                   "(/proc/PID/io wchar) beyond the data, per kill.  restart->1st write = from the restarted\n"
                   "sync's start to its first change of the target (inotify), target <= 100 ms for every restart.\n"
@@ -271,7 +271,8 @@ def main(out):
             probes = [x["flush_probe_ms"] for x in rr if x.get("flush_probe_ms") is not None]
             f = fresh.get(r["volume"])
             rate = r["data_bytes"] / f["seconds"] if f else None
-            bound = rate * r["interval"] + (r["threads"] + 1) * r["region_size"] if rate else None
+            bound = (rate * r["interval"] + (r["threads"] + 1) * r.get("run_size", r["region_size"])
+                     if rate else None)
             k = r["kills"]
             per = r["bytes_recopied"] / k if k else None
             again = (r["bytes_written"] - r["data_bytes"]) / k if k else None
@@ -360,6 +361,9 @@ def main(out):
             f"{done.get('seconds', 0) / 60:.1f} min)",
             f"machine: {env.get('cpus')} CPUs, {int(env.get('mem_kib', 0)) // 1024 // 1024} GiB RAM, "
             f"{env.get('fs')} at {os.path.dirname(env.get('data_dir', '')) or '?'}, kernel {env.get('kernel')}",
+            f"readahead {env.get('readahead_kib', '?')} KiB; free page reporting (VM): "
+            + ("not in this kernel" if env.get("page_reporting_order", "none") == "none"
+               else f"page_reporting_order {env.get('page_reporting_order')}"),
             f"baselines: {env.get('dd')}; {env.get('qemu_img')}; {env.get('fio')}",
             "page cache dropped before each copy: " + ("yes" if done.get("page_cache_dropped", True) else "NO")]
     if smoke:

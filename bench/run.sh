@@ -129,6 +129,8 @@ emit bench=env kernel="$(uname -r)" cpus="$(nproc)" \
 	fs="$(df -T "$DATA" | awk 'NR == 2 {print $2}')" data_dir="$DATA" \
 	fio="$(fio --version)" qemu_img="$(qemu-img --version | head -1)" \
 	dd="$(dd --version | head -1)" \
+	readahead_kib="$(readahead_kib "$DATA")" \
+	page_reporting_order="$(cat /sys/module/page_reporting/parameters/page_reporting_order 2>/dev/null || echo none)" \
 	volmig_rev~="$(git -C "$TOP" describe --always --dirty 2>/dev/null || echo unknown)" \
 	volmig_sha256~="$(sha256sum "$VOLMIG" | cut -c1-16)" shim_sha256~="$(sha256sum "$DATA/bin/libvolmig.so" | cut -c1-16)" \
 	reps="$REPS" seed="$SEED"
@@ -561,7 +563,7 @@ resume_case() {
 	resumes=$(status_get "$st" 'd["resumes"]')
 	emit bench=resume kind=case volume=$vol interval=$iv kills=$kills resumes=$resumes \
 		bytes_recopied=$recopied bytes_written=$wchar data_bytes=$data \
-		size=$size threads=4 region_size=1048576
+		size=$size threads=4 region_size=1048576 run_size=4194304 # a buffered run (engine.c, run_regions)
 	log "resume $vol interval $iv: $kills kills, bytes_recopied $recopied, written $wchar of $data"
 }
 
