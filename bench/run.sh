@@ -563,7 +563,7 @@ resume_case() {
 	resumes=$(status_get "$st" 'd["resumes"]')
 	emit bench=resume kind=case volume=$vol interval=$iv kills=$kills resumes=$resumes \
 		bytes_recopied=$recopied bytes_written=$wchar data_bytes=$data \
-		size=$size threads=4 region_size=1048576 run_size=4194304 # a buffered run (engine.c, run_regions)
+		size=$size threads=4 region_size=1048576 run_size=4194304 # a buffered run at most (engine.c, run_regions)
 	log "resume $vol interval $iv: $kills kills, bytes_recopied $recopied, written $wchar of $data"
 }
 

@@ -53,8 +53,9 @@
 #define COPY_WAIT_US 1000000   /* how long a copy waits for writes to drain */
 #define DIRECT_ALIGN 4096
 /* A bulk copy moves a run of neighbouring regions per I/O: buffered, up to
- * 4 MiB; direct, up to 16 MiB a thread and 64 MiB in all (fewer per thread
- * past 4 threads); RUN_REGIONS at most (see run_regions). */
+ * 4 MiB near a hole (NORA_SPAN); direct, up to 16 MiB a thread and 64 MiB
+ * in all (fewer per thread past 4 threads); RUN_REGIONS at most (see
+ * run_regions and next_bulk). */
 #define RUN_REGIONS 64
 #define BUFFERED_RUN_BYTES (UINT64_C(4) << 20)
 #define DIRECT_RUN_BYTES (UINT64_C(16) << 20)
@@ -229,6 +230,14 @@ static uint64_t current_rate(const struct engine *e)
 	return r == UINT64_MAX ? 0 : r;
 }
 
+/* Do buffered reads of p's source that end at region end read without
+ * readahead (NORA_SPAN)?  Caller holds mu (the cached extent). */
+static bool near_hole(const struct engine *e, const struct pair_rt *p, uint64_t end)
+{
+	return p->src_nora_fd >= 0 && p->data_end < p->cap &&
+	       (end << e->shift) + NORA_SPAN > p->data_end;
+}
+
 /* Pick the next item of bulk work of pair p. Caller holds mu. */
 static bool next_bulk(struct engine *e, uint32_t pi, struct work *w)
 {
@@ -252,10 +261,11 @@ static bool next_bulk(struct engine *e, uint32_t pi, struct work *w)
 			w->kind = WORK_HOLE;
 		}
 	}
-	if (w->kind == WORK_BULK && e->run_max > 1) {
+	if (w->kind == WORK_BULK && e->run_max > 1 && (e->o->direct || near_hole(e, p, r + 1))) {
 		/* a run of neighbouring full-size regions wholly below the
 		 * end of the data (copy_run); a region the data ends in is
-		 * copied alone */
+		 * copied alone.  Buffered, only near a hole: reads there have
+		 * no readahead, so the request is all the disk sees */
 		uint64_t lim = p->cap >> e->shift;
 
 		if (p->src_file && p->data_end >> e->shift < lim)
@@ -274,8 +284,7 @@ static bool next_bulk(struct engine *e, uint32_t pi, struct work *w)
 	w->pair = pi;
 	w->first = r;
 	w->n = n;
-	w->near_hole = w->kind == WORK_BULK && p->src_nora_fd >= 0 && p->data_end < p->cap &&
-		       ((r + n) << e->shift) + NORA_SPAN > p->data_end;
+	w->near_hole = w->kind == WORK_BULK && near_hole(e, p, r + n);
 	p->bulk_next = r + n;
 	region_map_set_range(&p->busy, r, n);
 	if (p->bulk_next > p->prog.hwm)
@@ -1231,12 +1240,16 @@ static int open_volume(const char *path, int flags, bool direct, int *fd, int *b
 	return 0;
 }
 
-/* A second descriptor of a file source whose reads bring in only what was
- * asked for (NORA_SPAN); -1 if it cannot be had, and reads take the usual
- * one. */
-static int open_nora(const char *path)
+/* A second open of the file source open as fd (the same file, whatever
+ * became of its path) whose reads bring in only what was asked for
+ * (NORA_SPAN); -1 if it cannot be had, and reads take the usual one. */
+static int open_nora(int src_fd)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	char path[64];
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", src_fd);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
 
 	if (fd >= 0 && posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM) != 0) {
 		close(fd);
@@ -1443,7 +1456,7 @@ static int engine_prepare(struct engine *e)
 			return rc;
 		}
 		if (p->src_file && !e->o->direct)
-			p->src_nora_fd = open_nora(p->sp->source);
+			p->src_nora_fd = open_nora(p->src_buf_fd);
 		if ((rc = region_map_init(&p->done, p->nregions)) < 0 ||
 		    (rc = region_map_init(&p->busy, p->nregions)) < 0 ||
 		    (rc = region_map_init(&p->pend_add, p->nregions)) < 0 ||
@@ -1492,10 +1505,8 @@ static int engine_prepare(struct engine *e)
 }
 
 /* Regions per bulk I/O at most.  Direct I/O is as fast as the bytes in
- * flight.  Buffered I/O has the kernel's readahead and writeback, but a
- * 4 MiB run still costs a quarter of the system calls and claims of 1 MiB
- * regions, and fills the page cache in larger folios (docs/decisions.md,
- * Copying). */
+ * flight.  Buffered I/O has the kernel's readahead, except near a hole
+ * (NORA_SPAN), where it copies runs too (docs/decisions.md, Copying). */
 static uint64_t run_regions(const struct engine *e)
 {
 	uint64_t bytes = DIRECT_RUN_ALL / e->o->threads, n;

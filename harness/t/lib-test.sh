@@ -206,12 +206,12 @@ loops_available() {
 	return 0
 }
 
-# JSON field of `volmig status --json` (top level, numbers and strings).
 # copy_run_bytes REGION RATE [direct] [THREADS]: what one copier thread
 # copies per bulk I/O at most, for I6's bounds; the rule of copier/engine.c
-# (run_regions, next_bulk): buffered 4 MiB, direct 16 MiB a thread and 64 MiB
-# in all, at most 64 regions, and under a --rate (bytes/s; 0 for none) a
-# tenth of a second's worth; never less than a region.
+# (run_regions, next_bulk): buffered 4 MiB (near a hole; elsewhere a
+# region), direct 16 MiB a thread and 64 MiB in all, at most 64 regions,
+# and under a --rate (bytes/s; 0 for none) a tenth of a second's worth;
+# never less than a region.
 copy_run_bytes() {
 	local region=$1 rate=$2 direct=${3:-} threads=${4:-4} bytes n
 	bytes=4194304
@@ -226,6 +226,7 @@ copy_run_bytes() {
 	echo $((n * region))
 }
 
+# JSON field of `volmig status --json` (top level, numbers and strings).
 status_field() { # dir key
 	$VOLMIG_BIN status -s "$1" --json | python3 -c 'import json,sys; v=json.load(sys.stdin)[sys.argv[1]]; print(v if v is not None else "null")' "$2"
 }

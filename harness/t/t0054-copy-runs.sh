@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # sync copies runs of neighbouring full-size regions per I/O, up to 16 MiB
-# with --direct and 4 MiB buffered (copier/engine.c, copy_run), each region
-# keeping its own claim, hole check and result.  Here: a file source whose
-# runs mix data, allocated zeros and holes, over a stale target (one read per
-# run, one write per stretch of data, zeros punched), direct and buffered;
-# I4 for a run, direct and buffered; and with --direct: loop block devices,
-# a source that shrinks while it is copied (runs read short and are copied
-# region by region), and the harness writer under the shim while the copier
-# is killed.
+# with --direct and 4 MiB buffered near a hole (copier/engine.c, copy_run;
+# t0057), each region keeping its own claim, hole check and result.  Here:
+# a file source whose runs mix data, allocated zeros and holes, over a stale
+# target (one read per run, one write per stretch of data, zeros punched),
+# direct and buffered; I4 for a run, direct and buffered; and with --direct:
+# loop block devices, a source that shrinks while it is copied (runs read
+# short and are copied region by region), and the harness writer under the
+# shim while the copier is killed.
 . "$(dirname "$0")/lib-test.sh"
 . "$(dirname "$0")/online.sh"
 cd "$SCRATCH" || exit 1
@@ -30,7 +30,8 @@ os.pwrite(fd, os.urandom(12345), len(layout) * R)
 os.close(fd)
 PY
 # layout_copy MODE: sync a.src over a stale target, MODE --direct or
-# buffered (runs of up to 4 MiB: the same runs here, at 64 KiB regions)
+# buffered (runs of up to 4 MiB within 16 MiB of a hole: the same runs
+# here, at 64 KiB regions, but at the file's end)
 layout_copy() {
 	local mode=$1 opt= t=a.tgt.$1 st=st.$1 tr=trace.$1 rc
 	[ "$mode" = --direct ] && opt=--direct
@@ -80,8 +81,15 @@ PY
 		eval "! grep -qE 'pread64\([0-9]+, .*, [0-9]+, $((10 * R))\)' $tr"
 	# the data ends inside region 20, and inside region 32 (the end)
 	ok_if "$mode: region 20 read alone" grep -qE "pread64\([0-9]+, .*, $R, $((20 * R))\)" $tr
-	ok_if "$mode: regions 30-31 read in one I/O, apart from the partial region 32" \
-		grep -qE "pread64\([0-9]+, .*, $((2 * R)), $((30 * R))\) = $((2 * R))" $tr
+	if [ "$mode" = --direct ]; then
+		ok_if "$mode: regions 30-31 read in one I/O, apart from the partial region 32" \
+			grep -qE "pread64\([0-9]+, .*, $((2 * R)), $((30 * R))\) = $((2 * R))" $tr
+	else
+		# no hole follows them (the file's end): readahead serves them
+		ok_if "$mode: regions 30 and 31 read one by one, and the partial region 32" eval \
+			"grep -qE 'pread64\([0-9]+, .*, $R, $((30 * R))\) = $R' $tr &&
+			 grep -qE 'pread64\([0-9]+, .*, $R, $((31 * R))\) = $R' $tr"
+	fi
 }
 layout_copy --direct
 layout_copy buffered
@@ -130,6 +138,7 @@ fi
 cb=${VOLMIG_CRASH_BUILD:-$TOP/build/crash}
 if [ -x "$cb/volmig" ] && [ -f "$cb/libvolmig.so" ]; then
 	make_random e.src 8
+	truncate -s 24M e.src # a hole after the data: buffered runs too
 	head -c 4096 /dev/urandom >blk
 	for mode in --direct buffered; do
 		opt=

@@ -204,9 +204,9 @@ recover() { # what
 
 # ------------------------------------------------------ the target volume
 
-note "target: EIO on one write (the second: a copy is two runs of 4 MiB and 3 MiB)"
+note "target: EIO on one write"
 if fresh tgt-eio; then
-	fault_sync run "path=$TGT,op=write,err=EIO,after=1,count=1" --threads 4
+	fault_sync run "path=$TGT,op=write,err=EIO,after=20,count=1" --threads 4
 	clear_error "target EIO on write" "target $TGT" "Input/output error"
 	# the region that failed is not recorded clean: the cursor stops at it
 	at=$(sed -n 's/^faultio: EIO on write to .* at offset \([0-9]*\) .*/\1/p' "$ERR" | head -1)
@@ -220,9 +220,9 @@ if fresh tgt-eio; then
 	recover "target EIO"
 fi
 
-note "target: ENOSPC from the second write on (the disk stays full)"
+note "target: ENOSPC from the 20th write on (the disk stays full)"
 if fresh tgt-enospc; then
-	fault_sync run "path=$TGT,op=write,err=ENOSPC,after=1"
+	fault_sync run "path=$TGT,op=write,err=ENOSPC,after=20"
 	clear_error "target ENOSPC" "target $TGT" "No space left on device"
 	verify_recorded "target ENOSPC"
 	recover "target ENOSPC"
@@ -230,8 +230,7 @@ fi
 
 note "target: short writes and EINTR (writes, flushes, hole punching)"
 if fresh tgt-short; then
-	fault_sync run "path=$TGT,op=write,err=short,prob=0.5,seed=$TEST_SEED;path=$TGT,op=any,err=EINTR,prob=0.3,seed=$((TEST_SEED + 1))" \
-		--rate 8M # runs of 768 KiB: about ten reads and writes
+	fault_sync run "path=$TGT,op=write,err=short,prob=0.5,seed=$TEST_SEED;path=$TGT,op=any,err=EINTR,prob=0.3,seed=$((TEST_SEED + 1))"
 	transparent "target short writes and EINTR"
 	ok_if "target short writes and EINTR: target == source right away" cmp -s "$SRC" "$TGT"
 	recover "target short writes and EINTR"
@@ -269,7 +268,7 @@ fi
 
 note "source: EIO on one read"
 if fresh src-eio; then
-	fault_sync run "path=$SRC,op=read,err=EIO,after=1,count=1"
+	fault_sync run "path=$SRC,op=read,err=EIO,after=10,count=1"
 	clear_error "source EIO on read" "source $SRC" "Input/output error"
 	verify_recorded "source EIO"
 	recover "source EIO"
@@ -277,8 +276,7 @@ fi
 
 note "source: short reads and EINTR"
 if fresh src-short; then
-	fault_sync run "path=$SRC,op=read,err=short,prob=0.5,seed=$TEST_SEED;path=$SRC,op=read,err=EINTR,prob=0.3,seed=$((TEST_SEED + 2))" \
-		--rate 8M # runs of 768 KiB: about ten reads and writes
+	fault_sync run "path=$SRC,op=read,err=short,prob=0.5,seed=$TEST_SEED;path=$SRC,op=read,err=EINTR,prob=0.3,seed=$((TEST_SEED + 2))"
 	transparent "source short reads and EINTR"
 	ok_if "source short reads and EINTR: target == source right away" cmp -s "$SRC" "$TGT"
 	recover "source short reads and EINTR"
