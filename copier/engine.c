@@ -126,7 +126,6 @@ struct engine {
 	int ctl_lock;            /* shared attach lock on STATE/ctl.lock */
 	struct ingest in;        /* the dirty log, read at each checkpoint */
 	bool ingested;           /* the last checkpoint found log records */
-	bool lost_seen;          /* ... or a writer's flag of lost tracking */
 	bool repaired;           /* ... or took back a dead writer's counts */
 
 	pthread_mutex_t mu;
@@ -1013,7 +1012,6 @@ static void ingest_apply(struct engine *e)
 			ingest_mark(e, i, r);
 	}
 	e->ingested = e->in.nrecs != 0 || e->in.lost_new != 0;
-	e->lost_seen = e->in.lost_new != 0;
 }
 
 /*
@@ -1662,7 +1660,7 @@ int engine_run(const char *dir, struct state *st, struct sess *s, const struct e
 				break;
 			if (e.state_seen == SESS_COMMITTED)
 				break; /* --follow ends with the session */
-			if ((e.ingested && backlog) || e.lost_seen || e.repaired) {
+			if ((e.ingested && backlog) || e.in.lost_new != 0 || e.repaired) {
 				/* The log named regions written before this copier
 				 * started (only the log knows them), or a writer lost
 				 * track of a pair, or regions a dead writer held could
