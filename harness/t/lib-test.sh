@@ -25,6 +25,7 @@ VOLMIG_BIN="$VOLMIG_BUILD/volmig"
 # (never sanitized) preloaded ahead of their own sanitizer runtime.
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
 SCRATCH=$(mktemp -d "${TMPDIR:-/var/tmp}/volmig-test.XXXXXX")
+_t_scratch=$SCRATCH # removed at exit, even if a test points SCRATCH below it
 _t_n=0
 _t_failed=0
 _t_pids=()
@@ -41,7 +42,7 @@ _t_cleanup() {
 	for l in "${_t_loops[@]}"; do
 		losetup -d "$l" 2>/dev/null
 	done
-	rm -rf "$SCRATCH"
+	rm -rf "$_t_scratch"
 }
 trap _t_cleanup EXIT
 
