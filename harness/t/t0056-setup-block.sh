@@ -40,6 +40,27 @@ segs=$(ls st/log/*.seg 2>/dev/null | wc -l)
 ok_if "sync" $CV sync -s st --progress-interval 0
 ok_if "the writes reached the target" cmp -s a.src a.tgt
 
+# killed_at_first_checkpoint ST WHO: a sync of ST, SIGKILLed at its first
+# checkpoint (crash point copier.checkpoint-commit.after)
+killed_at_first_checkpoint() {
+	local rc
+	VOLMIG_CRASH=copier.checkpoint-commit.after:1 $CV sync -s "$1" --rate 2M \
+		--checkpoint-interval 0.2 --progress-interval 0 2>/dev/null
+	rc=$?
+	[ $rc -eq 137 ] && ok "$2 was killed after its first checkpoint" ||
+		not_ok "$2: exit $rc, want 137 (SIGKILL at copier.checkpoint-commit.after)"
+}
+
+# write_logged ST SRC WHAT: a program alone writes 4 KiB into region 0 of
+# SRC (clean by now); its intent must be in a dirty-log segment (I1/I2)
+write_logged() {
+	local segs
+	shim_pwrite $CV "$1" "$2" w2 100
+	segs=$(ls "$1"/log/*.seg 2>/dev/null | wc -l)
+	[ "$segs" -ge 1 ] && ok "$3 ($segs segment)" ||
+		not_ok "$3: no dirty-log segment after a write to clean region 0 (a pristine block?)"
+}
+
 # 2. The mark goes with the first copier run.  A fresh session; a program
 # holds the pristine block, so the copier joins it; the copier is killed at
 # its first checkpoint, with regions recorded clean, and the program ends.
@@ -53,20 +74,13 @@ hpid=$!
 _t_pids+=("$hpid")
 for _ in $(seq 200); do grep -q ready hold2.out 2>/dev/null && break; sleep 0.05; done
 ok_if "a program holds the block" grep -q ready hold2.out
-VOLMIG_CRASH=copier.checkpoint-commit.after:1 $CV sync -s st2 --rate 2M --checkpoint-interval 0.2 \
-	--progress-interval 0 2>/dev/null
-rc=$?
-[ $rc -eq 137 ] && ok "the copier was killed after its first checkpoint" ||
-	not_ok "copier exit $rc, want 137 (SIGKILL at copier.checkpoint-commit.after)"
+killed_at_first_checkpoint st2 "the copier"
 cursor=$($VOLMIG_BIN status -s st2 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["pairs"][0]["cursor_regions"])')
 [ "$cursor" -ge 1 ] && ok "regions recorded clean (cursor $cursor)" || not_ok "cursor $cursor, want 1 or more"
 kill "$hpid"
 wait "$hpid" 2>/dev/null
 head -c 4096 /dev/urandom >w2
-shim_pwrite $CV st2 b.src w2 100
-segs=$(ls st2/log/*.seg 2>/dev/null | wc -l)
-[ "$segs" -ge 1 ] && ok "a write to a clean region by a program alone is logged ($segs segment)" ||
-	not_ok "no dirty-log segment after a write to clean region 0 (the block is still pristine?)"
+write_logged st2 b.src "a write to a clean region by a program alone is logged"
 ok_if "sync" $CV sync -s st2 --progress-interval 0
 ok_if "the write reached the target" cmp -s b.src b.tgt
 ok_if "volmig verify agrees" $CV verify -s st2
@@ -79,18 +93,11 @@ ok_if "volmig verify agrees" $CV verify -s st2
 make_random d.src 8
 ok_if "setup (fourth session)" $CV setup -s st4 --source d.src --target d.tgt --region-size 64k
 ln st4/ctl st4/ctl.setup
-VOLMIG_CRASH=copier.checkpoint-commit.after:1 $CV sync -s st4 --rate 2M --checkpoint-interval 0.2 \
-	--progress-interval 0 2>/dev/null
-rc=$?
-[ $rc -eq 137 ] && ok "the copier (alone) was killed after its first checkpoint" ||
-	not_ok "copier exit $rc, want 137"
+killed_at_first_checkpoint st4 "the copier (alone)"
 [ "$(stat -c %i st4/ctl)" != "$(stat -c %i st4/ctl.setup)" ] && ok "the copier built its own block" ||
 	not_ok "the copier kept setup's block"
 mv st4/ctl.setup st4/ctl
-shim_pwrite $CV st4 d.src w2 100
-segs=$(ls st4/log/*.seg 2>/dev/null | wc -l)
-[ "$segs" -ge 1 ] && ok "setup's block, found again, is not pristine: the write is logged" ||
-	not_ok "no dirty-log segment after a write to clean region 0 through setup's old block"
+write_logged st4 d.src "setup's block, found again, is not pristine: the write is logged"
 ok_if "sync" $CV sync -s st4 --progress-interval 0
 ok_if "the write reached the target" cmp -s d.src d.tgt
 
