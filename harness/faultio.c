@@ -19,6 +19,8 @@
  *                   that errno and do nothing; short: do the first half of
  *                   the transfer for real (at least 1 byte) and return its
  *                   length (reads and writes of 2 bytes or more only)
+ *   delay=MS        fail nothing: wait MS milliseconds, then make the call
+ *                   for real (a slow disk; not with err=)
  *   after=N         let the first N matching calls through (default 0)
  *   count=M         inject at most M times (default: no limit)
  *   prob=P          inject on a matching call with probability P (0..1,
@@ -77,6 +79,7 @@
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_RULES 16
@@ -93,6 +96,8 @@ struct rule {
 	char call[32];         /* "" matches every wrapper */
 	unsigned ops;
 	int err;               /* errno, or 0 for a short transfer */
+	bool err_given;
+	uint64_t delay_ms;     /* a delay rule: wait, then pass the call on */
 	uint64_t after, count, seed;
 	double prob;
 	_Atomic uint64_t seen;  /* matching calls so far */
@@ -266,6 +271,11 @@ static void rule_set(struct rule *r, char *kv)
 			die("faultio: VOLMIG_FAULT: err=%s: want EIO, ENOSPC, EDQUOT, EINTR, "
 			    "EAGAIN or short", v);
 		r->err = err_names[i].err;
+		r->err_given = true;
+	} else if (strcmp(kv, "delay") == 0) {
+		r->delay_ms = num_parse("delay", v);
+		if (r->delay_ms == 0)
+			die("faultio: VOLMIG_FAULT: delay wants a number of milliseconds above 0");
 	} else if (strcmp(kv, "after") == 0) {
 		r->after = num_parse("after", v);
 	} else if (strcmp(kv, "count") == 0) {
@@ -309,6 +319,8 @@ static void config_parse(void)
 		r->prob = 1.0;
 		for (kv = strtok_r(rs, ",", &save_k); kv != NULL; kv = strtok_r(NULL, ",", &save_k))
 			rule_set(r, kv);
+		if (r->delay_ms != 0 && r->err_given)
+			die("faultio: VOLMIG_FAULT: a rule has either delay= or err=, not both");
 		ops_wanted |= r->ops;
 	}
 }
@@ -382,9 +394,24 @@ static bool fd_path(int fd, char *buf, size_t len)
 	return true;
 }
 
+static const char *class_name(unsigned op);
+
+/* A delay rule fired: log it, then wait its time out (signals resume it). */
+static void delay(const struct rule *r, unsigned op, const char *call, const char *path)
+{
+	struct timespec ts = { (time_t)(r->delay_ms / 1000), (long)(r->delay_ms % 1000) * 1000000 };
+
+	if (log_on)
+		say("faultio: %llu ms delay on %s %s (%s)", (unsigned long long)r->delay_ms,
+		    class_name(op), path, call);
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
 /*
  * Should this call (the wrapper `call`, of class op on fd, transferring len
- * bytes) fail?  Returns the rule that fires, or NULL.  path (PATH_MAX) receives the fd's path for
+ * bytes) fail?  Returns the rule that fires, or NULL (a delay rule that fires
+ * has waited, and gives NULL).  path (PATH_MAX) receives the fd's path for
  * the log.  Caller holds the guard.
  */
 static struct rule *decide(int fd, unsigned op, uint64_t len, const char *call, char *path)
@@ -426,6 +453,10 @@ static struct rule *decide(int fd, unsigned op, uint64_t len, const char *call, 
 			continue;
 		if (!have_path)
 			snprintf(path, PATH_MAX, "fd %d", fd);
+		if (r->delay_ms != 0) {
+			delay(r, op, call, path);
+			return NULL; /* the call goes on, late */
+		}
 		return r;
 	}
 	return NULL;
