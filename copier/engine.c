@@ -134,6 +134,8 @@ struct engine {
 	int error;               /* first failure, -errno */
 	bool stop;               /* workers finish their item and exit */
 	unsigned active;         /* workers holding an item */
+	double hold_at;          /* no new item from this time on until the
+				    next checkpoint commits (I6; engine_run) */
 
 	pthread_mutex_t rate_mu;
 	double rate_next;        /* when the next byte may be read */
@@ -345,6 +347,10 @@ static bool next_work(struct engine *e, struct work *w)
 	if (atomic_load_explicit(&e->ctl.hdr->paused, memory_order_relaxed)) {
 		w->kind = WORK_NONE;
 		return false; /* volmig pause: writes are still tracked */
+	}
+	if (mono_now() >= e->hold_at) {
+		w->kind = WORK_NONE;
+		return false; /* a checkpoint overran: it commits first */
 	}
 	for (uint32_t i = 0; i < e->npairs; i++)
 		if (next_bulk(e, i, w))
@@ -1573,6 +1579,8 @@ int engine_run(const char *dir, struct state *st, struct sess *s, const struct e
 	sigaction(SIGINT, &sa, &old_int);
 	sigaction(SIGTERM, &sa, &old_term);
 
+	/* before the workers start: the copy's start is its first snapshot */
+	e.hold_at = mono_now() + interval;
 	threads = calloc(o->threads, sizeof(*threads));
 	if (threads == NULL) {
 		rc = -ENOMEM;
@@ -1656,6 +1664,17 @@ int engine_run(const char *dir, struct state *st, struct sess *s, const struct e
 			if (last_dur > interval)
 				last_dur = interval;
 			last_ckpt = now;
+			/* I6: work done after the snapshot of the last committed
+			 * checkpoint is at risk.  Once that is an interval old,
+			 * workers take no new item until the next checkpoint
+			 * commits: a flush that overruns its interval (a target
+			 * slower than the page cache the copy fills) would
+			 * otherwise let copying run on unrecorded. */
+			pthread_mutex_lock(&e.mu);
+			if (rc == 0)
+				e.hold_at = now + interval;
+			pthread_cond_broadcast(&e.work_cv);
+			pthread_mutex_unlock(&e.mu);
 			if (rc < 0 || stop)
 				break;
 			if (e.state_seen == SESS_COMMITTED)
