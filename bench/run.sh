@@ -497,6 +497,28 @@ bench_firstwrite() {
 }
 
 # ---- 4. crash-resume cost ----------------------------------------------------
+# interval_bytes SAMPLES IV: the most bytes written in a stretch of one
+# interval, from iowatch's samples (time, rchar, wchar): for each sample, up
+# to the first sample IV or more later (so a stretch is at most one sampling
+# period longer than IV); everything, if the run lasted less.  I6 bounds a
+# kill's loss by one interval of copying, at whatever rate that copier ran.
+interval_bytes() {
+	awk -v iv="$2" '{ t[NR] = $1; w[NR] = $3 }
+		END {
+			best = NR >= 2 ? w[NR] - w[1] : 0
+			if (NR >= 2 && t[NR] - t[1] >= iv) {
+				best = 0
+				for (i = 1; i <= NR; i++)
+					for (j = i + 1; j <= NR; j++)
+						if (t[j] - t[i] >= iv) {
+							if (w[j] - w[i] > best) best = w[j] - w[i]
+							break
+						}
+			}
+			printf "%d\n", best
+		}' "$1"
+}
+
 # resume_case VOL INTERVAL SRC SIZE DATA_BYTES REF_SECONDS
 resume_case() {
 	local vol=$1 iv=$2 src=$3 size=$4 data=$5 ref=$6 st=$DATA/resume.state tgt=$DATA/resume.tgt
@@ -516,7 +538,7 @@ resume_case() {
 		[ $j -gt 0 ] && bg_start ppid "$IOWATCH" --out "$DATA/resume-probe.json" -- \
 			dd if=/dev/zero of="$DATA/resume.probe" bs=4k count=1 conv=fdatasync status=none
 		bg_start wpid "$IOWATCH" --modify "$tgt" --samples "$DATA/resume-run.$j.samples" \
-			--interval 0.1 --pidfile "$DATA/resume.pid" --out "$DATA/resume-run.$j.json" -- \
+			--interval 0.02 --pidfile "$DATA/resume.pid" --out "$DATA/resume-run.$j.json" -- \
 			"$VOLMIG" sync -s "$st" --checkpoint-interval $iv --progress-interval 0
 		wait_file "$DATA/resume.pid" 10
 		cpid=$(cat "$DATA/resume.pid")
@@ -548,7 +570,8 @@ resume_case() {
 		wchar=$((wchar + w))
 		emit bench=resume kind=run volume=$vol interval=$iv run=$j restart=$([ $j -gt 0 ] && echo true || echo false) \
 			first_write_ms=$first exit_ms="$(jget "$DATA/resume-run.$j.json" 'd["exit_ms"]')" \
-			flush_probe_ms=$probe killed=$([ "$code" = -1 ] && echo true || echo false) bytes_written=$w
+			flush_probe_ms=$probe killed=$([ "$code" = -1 ] && echo true || echo false) bytes_written=$w \
+			interval_bytes="$(interval_bytes "$DATA/resume-run.$j.samples" "$iv")"
 		sed "s/^/$j /" "$DATA/resume-run.$j.samples" >>"$OUT/plot-resume-$vol-$iv.samples"
 		[ "$code" = 0 ] && break
 		if [ "$code" != -1 ]; then
