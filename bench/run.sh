@@ -515,7 +515,7 @@ interval_bytes() {
 							break
 						}
 			}
-			printf "%d\n", best
+			printf "%.0f\n", best
 		}' "$1"
 }
 

@@ -157,7 +157,7 @@ online_case() { # point process hits n
 	# flush's duration, so that is covered unless this flush was slower
 	# than the last (a loaded machine): allow a second interval for it.
 	bound=$(awk -v k="$crashes" -v r="$RATE_MIB" -v i="$INTERVAL" -v t="$THREADS" -v g="$RUN" \
-		'BEGIN { printf "%d", k * (r * 1048576 * 2 * i + (t + 1) * g) }')
+		'BEGIN { printf "%.0f", k * (r * 1048576 * 2 * i + (t + 1) * g) }')
 	[ "$recopied" -le "$bound" ] || why+=("bytes_recopied $recopied > bound $bound")
 	if [ ${#why[@]} -eq 0 ]; then
 		ok "$p:$n: $crashes crash(es); target == source, acknowledged writes kept, recopied $recopied <= $bound"

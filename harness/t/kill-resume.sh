@@ -60,7 +60,7 @@ kill_resume() {
 	resumes=$(status_field "$st" resumes)
 	bound=$(awk -v k="$kills" -v r="$KR_RATE_MIB" -v i="$KR_INTERVAL" -v t="$KR_THREADS" \
 		-v g="$(copy_run_bytes $((KR_REGION_MIB * 1048576)) $((KR_RATE_MIB * 1048576)))" \
-		'BEGIN { printf "%d", k * (r * i * 1048576 + (t + 1) * g) }')
+		'BEGIN { printf "%.0f", k * (r * i * 1048576 + (t + 1) * g) }')
 	note "bytes_copied $copied, bytes_recopied $recopied ($((recopied / (kills > 0 ? kills : 1))) per kill), bound $bound, resumes $resumes"
 	[ "$state" = synced ] && ok "state is synced" || not_ok "state is synced (got $state)"
 	[ "$copied" -eq $((size_mib * 1048576)) ] && ok "bytes_copied equals the volume size" ||

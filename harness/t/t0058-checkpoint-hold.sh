@@ -31,7 +31,7 @@ ok_if "the target is identical" cmp -s hold.src hold.tgt
 ok_if "verify exits 0" $VOLMIG verify -s st
 again=$(status_field st bytes_recopied)
 run=$(copy_run_bytes $MIB $rate)
-bound=$(awk -v r=$rate -v i=$iv -v t=$threads -v b=$run 'BEGIN { printf "%d", r * i + (t + 1) * b }')
+bound=$(awk -v r=$rate -v i=$iv -v t=$threads -v b=$run 'BEGIN { printf "%.0f", r * i + (t + 1) * b }')
 note "copied again after the kill: $again bytes (bound $bound; without the hold about 30 MiB)"
 ok_if "copied again: at most one interval's copying and the I/Os in flight ($again <= $bound)" \
 	test "$again" -le "$bound"
