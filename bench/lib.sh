@@ -202,6 +202,29 @@ make_sparse() {
 	sync "$f"
 }
 
+# Free page reporting (virtio-balloon): a VM hands freed memory back to its
+# host, and touching it again then costs a fault on the host.  Each copy
+# starts from a dropped page cache, and whichever tool ran first after a
+# pause paid for it (bench/README).  An order above the largest (10) reports
+# nothing; page_reporting_restore puts back what was there.
+PR_PARAM=/sys/module/page_reporting/parameters/page_reporting_order
+PR_SAVED=
+page_reporting_off() {
+	local was
+	was=$(cat "$PR_PARAM" 2>/dev/null) || return 0
+	[ "$was" -gt 10 ] 2>/dev/null && return 0
+	if echo 11 >"$PR_PARAM" 2>/dev/null; then
+		PR_SAVED=$was
+		log "free page reporting off for the run (page_reporting_order $was -> 11)"
+	else
+		log "free page reporting stays on (page_reporting_order $was: not writable here)"
+	fi
+}
+page_reporting_restore() {
+	[ -n "$PR_SAVED" ] || return 0
+	echo "$PR_SAVED" >"$PR_PARAM" 2>/dev/null && PR_SAVED=
+}
+
 # readahead_kib DIR: the largest readahead window of the disk DIR is on
 # (its queue's read_ahead_kb; a partition's is its disk's), or "unknown".
 readahead_kib() {

@@ -42,6 +42,16 @@ def fmt(x, nd=1):
     return f"{x:.{nd}f}"
 
 
+def page_reporting(env):
+    now, was = str(env.get("page_reporting_order", "none")), str(env.get("page_reporting_order_was", ""))
+    if now == "none":
+        return "not in this kernel"
+    state = "off" if now.isdigit() and int(now) > 10 else "on"
+    if was and was != now:
+        return f"{state} for the run (page_reporting_order {now}; {was} before and after)"
+    return f"{state} (page_reporting_order {now})"
+
+
 def met_str(m):
     return "-" if m is None else ("yes" if m else "NO")
 
@@ -374,8 +384,7 @@ def main(out):
             f"machine: {env.get('cpus')} CPUs, {int(env.get('mem_kib', 0)) // 1024 // 1024} GiB RAM, "
             f"{env.get('fs')} at {os.path.dirname(env.get('data_dir', '')) or '?'}, kernel {env.get('kernel')}",
             f"readahead {env.get('readahead_kib', '?')} KiB; free page reporting (VM): "
-            + ("not in this kernel" if env.get("page_reporting_order", "none") == "none"
-               else f"page_reporting_order {env.get('page_reporting_order')}"),
+            + page_reporting(env),
             f"baselines: {env.get('dd')}; {env.get('qemu_img')}; {env.get('fio')}",
             "page cache dropped before each copy: " + ("yes" if done.get("page_cache_dropped", True) else "NO")]
     if smoke:

@@ -2,7 +2,8 @@
 # bench/run.sh: volmig's benchmarks against dd, qemu-img and fio.
 #
 #   bench/run.sh [--smoke] [--build DIR] [--out DIR] [--data DIR]
-#                [--only LIST] [--reps N] [--keep]
+#                [--only LIST] [--reps N] [--keep] [--seed N]
+#                [--page-reporting off|keep]
 #
 # Runs each benchmark with its baseline in the same run, alternating with
 # volmig, several times; bench/report.py then writes medians and ratios:
@@ -25,6 +26,11 @@
 #   --reps N      repetitions of each alternated measurement
 #   --keep        keep the scratch directory
 #   --seed N      seed of the kill times (default 1)
+#   --page-reporting off|keep
+#                 a VM's free page reporting (it hands freed memory back to
+#                 its host, and the first copy to touch it again pays host
+#                 faults): off for the run, as root, and restored at the
+#                 end (default off); keep leaves it as it is
 set -u -o pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -39,6 +45,7 @@ ONLY=copy,threads,shim,firstwrite,resume,converge,memory,cutover
 REPS=
 KEEP=0
 SEED=1
+PAGE_REPORTING=off
 
 usage() { sed -n '2,/^set -u/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; }
 
@@ -52,6 +59,9 @@ while [ $# -gt 0 ]; do
 	--reps) REPS=$2; shift ;;
 	--keep) KEEP=1 ;;
 	--seed) SEED=$2; shift ;;
+	--page-reporting)
+		case $2 in off | keep) PAGE_REPORTING=$2 ;; *) usage >&2; exit 2 ;; esac
+		shift ;;
 	-h | --help) usage; exit 0 ;;
 	*) usage >&2; exit 2 ;;
 	esac
@@ -108,9 +118,11 @@ if [ -z "$DATA" ]; then
 else
 	mkdir -p "$DATA" || exit 1
 fi
-trap cleanup_all EXIT
+trap 'cleanup_all; page_reporting_restore' EXIT
 trap 'exit 130' INT TERM
 RANDOM=$SEED
+PR_ORDER_WAS=$(cat "$PR_PARAM" 2>/dev/null || echo none)
+[ "$PAGE_REPORTING" = off ] && page_reporting_off
 
 # Run copies of the programs, so that a rebuild during the run (make in the
 # same tree) cannot change what is measured half-way.  volmig exec finds the
@@ -130,7 +142,7 @@ emit bench=env kernel="$(uname -r)" cpus="$(nproc)" \
 	fio="$(fio --version)" qemu_img="$(qemu-img --version | head -1)" \
 	dd="$(dd --version | head -1)" \
 	readahead_kib="$(readahead_kib "$DATA")" \
-	page_reporting_order="$(cat /sys/module/page_reporting/parameters/page_reporting_order 2>/dev/null || echo none)" \
+	page_reporting_order="$(cat "$PR_PARAM" 2>/dev/null || echo none)" page_reporting_order_was="$PR_ORDER_WAS" \
 	volmig_rev~="$(git -C "$TOP" describe --always --dirty 2>/dev/null || echo unknown)" \
 	volmig_sha256~="$(sha256sum "$VOLMIG" | cut -c1-16)" shim_sha256~="$(sha256sum "$DATA/bin/libvolmig.so" | cut -c1-16)" \
 	reps="$REPS" seed="$SEED"
@@ -191,6 +203,10 @@ bench_copy() {
 	tgt=$DATA/copy.tgt
 	log "copy: making a $COPY_SIZE dense source"
 	make_dense "$src" "$size"
+	# a warm-up copy, not reported: the first copy after the source was
+	# made took up to twice as long, whichever tool made it (bench/README)
+	copy_once dd buffered "$src" "$size" "$tgt"
+	log "copy: warm-up (dd, not reported): $SECS s"
 	tools=(volmig dd qemu-img)
 	for ((rep = 1; rep <= COPY_REPS; rep++)); do
 		for io in buffered --direct; do
