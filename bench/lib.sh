@@ -206,7 +206,8 @@ make_sparse() {
 # host, and touching it again then costs a fault on the host.  Each copy
 # starts from a dropped page cache, and whichever tool ran first after a
 # pause paid for it (bench/README).  An order above the largest (10) reports
-# nothing; page_reporting_restore puts back what was there.
+# nothing; page_reporting_restore puts back what was there (PR_SAVED: the
+# order before the run, empty if it was left alone).
 PR_PARAM=/sys/module/page_reporting/parameters/page_reporting_order
 PR_SAVED=
 page_reporting_off() {

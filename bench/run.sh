@@ -121,7 +121,6 @@ fi
 trap 'cleanup_all; page_reporting_restore' EXIT
 trap 'exit 130' INT TERM
 RANDOM=$SEED
-PR_ORDER_WAS=$(cat "$PR_PARAM" 2>/dev/null || echo none)
 [ "$PAGE_REPORTING" = off ] && page_reporting_off
 
 # Run copies of the programs, so that a rebuild during the run (make in the
@@ -142,7 +141,7 @@ emit bench=env kernel="$(uname -r)" cpus="$(nproc)" \
 	fio="$(fio --version)" qemu_img="$(qemu-img --version | head -1)" \
 	dd="$(dd --version | head -1)" \
 	readahead_kib="$(readahead_kib "$DATA")" \
-	page_reporting_order="$(cat "$PR_PARAM" 2>/dev/null || echo none)" page_reporting_order_was="$PR_ORDER_WAS" \
+	page_reporting_order="$(cat "$PR_PARAM" 2>/dev/null || echo none)" page_reporting_order_was="$PR_SAVED" \
 	volmig_rev~="$(git -C "$TOP" describe --always --dirty 2>/dev/null || echo unknown)" \
 	volmig_sha256~="$(sha256sum "$VOLMIG" | cut -c1-16)" shim_sha256~="$(sha256sum "$DATA/bin/libvolmig.so" | cut -c1-16)" \
 	reps="$REPS" seed="$SEED"

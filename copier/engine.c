@@ -529,10 +529,12 @@ static ssize_t copy_region(struct engine *e, uint32_t pi, uint64_t r, void *buf,
 		if (rc == 0 && put < len)
 			rc = tgt_zero(p->tgt_buf_fd, p->tgt_file, off + put, len - put, buf, e->region_size);
 		n = (ssize_t)got;
-		/* Start writeback now (no wait): the page cache then never holds
-		 * much more than a checkpoint interval's data, and the flush at
-		 * the checkpoint stays short, so a kill loses about one interval
-		 * of copying (I6) even at page-cache speed. */
+		/* Start writeback now (no wait), so that the checkpoint's flush
+		 * finds less left to write.  It does not bound what a kill
+		 * loses: a disk may take writes far faster than it flushes
+		 * them, and the flush can still overrun its interval; the hold
+		 * (hold_at, engine_run) keeps a kill's loss to one interval of
+		 * copying (I6). */
 		if (rc == 0 && !(e->o->direct && aligned))
 			(void)sync_file_range(p->tgt_buf_fd, (off64_t)off, (off64_t)put,
 					      SYNC_FILE_RANGE_WRITE);
