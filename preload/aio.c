@@ -387,8 +387,8 @@ static long tracked_submit(aio_context_t ctx, long nr, struct iocb **ios,
 		fd = info.fd;
 		if (info.kind == IOCB_READ) {
 			/* a read: to the target when the state says so */
-			pair = shim_source_pair(fd);
-			if (pair < 0 || !shim_read_from_target(pair, info.off, info.len))
+			if (shim_reads_stay(false) || (pair = shim_source_pair(fd)) < 0 ||
+			    !shim_read_from_target(pair, info.off, info.len))
 				continue;
 			if ((rc = redirect(ios[i], ctx, pair, fd)) < 0)
 				break;

@@ -4,6 +4,8 @@
  * and in the switched state wherever its regions are clean; fsync and
  * fdatasync of a source flush what the current state writes to; fstat,
  * stat by path and lseek from the end measure the target once committed.
+ * While the state sends no read to a target (up to synced), a read is
+ * passed on without looking its fd up (shim_reads_stay).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,9 +31,12 @@ static int read_fd(int fd, uint64_t off, uint64_t len)
 #define ROUTED_READ(fd, off, len, call, tcall)                                           \
 	({                                                                               \
 		ssize_t r_;                                                              \
-		int saved_ = errno;                                                      \
-		int tfd_ = read_fd((fd), (off), (len));                                  \
-		errno = saved_;                                                          \
+		int tfd_ = -1;                                                           \
+		if (!shim_reads_stay(false)) {                                           \
+			int saved_ = errno;                                              \
+			tfd_ = read_fd((fd), (off), (len));                              \
+			errno = saved_;                                                  \
+		}                                                                        \
 		if (tfd_ == -1)                                                          \
 			r_ = (call);                                                     \
 		else if (tfd_ < 0) {                                                     \
@@ -94,14 +99,17 @@ ssize_t preadv64(int fd, const struct iovec *iov, int cnt, off_t off)
 }
 
 /* Reads at the current offset: redirected ones read the target at the
- * source fd's offset and move it on. */
+ * source fd's offset and move it on, under a stripe lock.  Once writes are
+ * mirrored (synced) a read takes that lock too, even though it still reads
+ * the source: another thread that already saw switched may be moving the
+ * same offset by hand. */
 static pthread_mutex_t rstripe[64] = { [0 ... 63] = PTHREAD_MUTEX_INITIALIZER };
 
 #define AT_CURRENT_READ(fd, len, call, tcall)                                            \
 	({                                                                               \
 		ssize_t r_;                                                              \
-		int p_ = shim_source_pair(fd);                                           \
-		if (p_ < 0 || shim_write_route() == SHIM_SOURCE) {                       \
+		if (shim_reads_stay(true) || shim_source_pair(fd) < 0 ||                 \
+		    shim_write_route() == SHIM_SOURCE) {                                 \
 			r_ = (call);                                                     \
 		} else {                                                                 \
 			pthread_mutex_t *m_ = &rstripe[(unsigned)(fd) % 64];             \

@@ -38,6 +38,7 @@
 #define WAIT_US_DEFAULT 100000 /* I7: longest wait for a region under copy */
 
 __thread int shim_busy __attribute__((tls_model("initial-exec")));
+const _Atomic uint32_t *_Atomic shim_state_word;
 
 static struct {
 	bool enabled;             /* VOLMIG_STATE is set */
@@ -174,6 +175,7 @@ static int attach_locked(void)
 	S.lock_fd = fd;
 	S.proc = ctl_proc_attach(&S.ctl, getpid(), S.start);
 	atomic_fetch_add_explicit(&S.gen, 1, memory_order_relaxed);
+	atomic_store_explicit(&shim_state_word, &S.ctl.hdr->state, memory_order_release);
 	atomic_store_explicit(&S.attached, 1, memory_order_release);
 	return 0;
 }

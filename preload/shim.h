@@ -17,11 +17,14 @@
 #define VOLMIG_SHIM_H
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+
+#include "sess.h"
 
 /* Per-thread re-entry guard: nonzero while the shim is working. */
 extern __thread int shim_busy __attribute__((tls_model("initial-exec")));
@@ -126,6 +129,29 @@ enum shim_route shim_write_route(void);
 
 /* Should a read of [off, off + len) of pair go to the target? */
 bool shim_read_from_target(int pair, uint64_t off, uint64_t len);
+
+/* The state word of the control block once this process is attached to
+ * it (set once, before the attach is announced), NULL before. */
+extern const _Atomic uint32_t *_Atomic shim_state_word __attribute__((visibility("hidden")));
+
+/*
+ * The read family's fast path: true when the state alone says a read of
+ * any fd stays on that fd, so the fd need not be looked up.  That is when
+ * attached (before, the lookup may attach) and the state sends no read to
+ * a target: neither switched nor committed; with at_offset (a read at the
+ * current offset, see rd.c), not synced either.  Inline: it is all a read
+ * of a source costs the program until the switch.
+ */
+static inline bool shim_reads_stay(bool at_offset)
+{
+	const _Atomic uint32_t *w = atomic_load_explicit(&shim_state_word, memory_order_acquire);
+	uint32_t st;
+
+	if (w == NULL)
+		return false;
+	st = atomic_load_explicit(w, memory_order_acquire);
+	return st != SESS_SWITCHED && st != SESS_COMMITTED && !(at_offset && st == SESS_SYNCED);
+}
 
 /* A commit holds new writes back: wait for it (bounded, I7). */
 void shim_barrier_wait(void);
