@@ -155,13 +155,15 @@ def main(out):
                 "copying and synced states with no copier running; the copier-* rows are for information).",
                 "log recs = dirty-log records the measured shim runs appended (0: the regions were dirty).",
                 "CPU us/IO = fio's user+system CPU time per I/O (base/shim), a figure less disturbed by",
-                "other load on the machine than IOPS; CPU % = the shim's extra CPU time per I/O."]
+                "other load on the machine than IOPS; CPU % = the shim's extra CPU time per I/O.",
+                "noop % = the same overhead for fio under a preload that only passes the calls on",
+                "(bench/noop.c, copying state): the floor any LD_PRELOAD shim costs."]
         for s, w in warm.items():
             note.append(f"{s}: {w.get('note', '')}; warm-up pass logged {w['log_records']} records "
                         f"({w['regions']} regions)")
         t = Table("2. Shim overhead (volmig exec, regions already dirty)",
                   ["state", "case", "runs", "base IOPS", "shim IOPS", "ratio", "overhead %", "target", "met",
-                   "CPU us/IO", "CPU %", "log recs"], "\n".join(note))
+                   "noop %", "CPU us/IO", "CPU %", "log recs"], "\n".join(note))
         states = []
         for r in shim:
             if r["state"] not in states:
@@ -178,8 +180,10 @@ def main(out):
                 cb = median([r.get("cpu_us_per_io") for r in shim if r["state"] == st and r["case"] == c and r["side"] == "base"])
                 cs = median([r.get("cpu_us_per_io") for r in shim if r["state"] == st and r["case"] == c and r["side"] == "shim"])
                 cpu_over = (cs / cb - 1) * 100 if cb and cs else None
-                mb, ms = median(b), median(s)
+                n = [r["iops"] for r in shim if r["state"] == st and r["case"] == c and r["side"] == "noop"]
+                mb, ms, mn = median(b), median(s), median(n)
                 ratio = ms / mb if mb else None
+                noop_over = (1 - mn / mb) * 100 if mb and mn else None
                 over = (1 - ratio) * 100 if ratio is not None else None
                 target = 1.0 if c.startswith("randread") else 3.0
                 judged = judge and st in ("copying", "synced")
@@ -189,10 +193,11 @@ def main(out):
                         target_pct=target if st in ("copying", "synced") else None, met=met, runs=len(s),
                         base_cpu_us_per_io=cb, shim_cpu_us_per_io=cs,
                         cpu_overhead_pct=round(cpu_over, 2) if cpu_over is not None else None,
+                        noop_iops=mn, noop_overhead_pct=round(noop_over, 2) if noop_over is not None else None,
                         shim_log_records=recs if st in ("setup", "copying", "synced") else None)
                 t.add(st, c, len(s), fmt(mb, 0), fmt(ms, 0), fmt(ratio, 3), fmt(over, 1),
                       f"<= {target:.0f} %" if st in ("copying", "synced") else "-", met_str(met),
-                      f"{fmt(cb, 2)}/{fmt(cs, 2)}", fmt(cpu_over, 1),
+                      fmt(noop_over, 1), f"{fmt(cb, 2)}/{fmt(cs, 2)}", fmt(cpu_over, 1),
                       recs if st in ("setup", "copying", "synced") else "-")
         tables.append(t)
 

@@ -127,8 +127,10 @@ RANDOM=$SEED
 # same tree) cannot change what is measured half-way.  volmig exec finds the
 # shim next to the volmig binary.
 mkdir -p "$DATA/bin"
-cp "$BUILD/volmig" "$BUILD/libvolmig.so" "$BUILD/bench/firstwrite" "$BUILD/bench/iowatch" "$DATA/bin/" || exit 1
+cp "$BUILD/volmig" "$BUILD/libvolmig.so" "$BUILD/bench/firstwrite" "$BUILD/bench/iowatch" \
+	"$BUILD/bench/libnoop.so" "$DATA/bin/" || exit 1
 VOLMIG=$DATA/bin/volmig
+NOOP_PRELOAD=$DATA/bin/libnoop.so
 FIRSTWRITE=$DATA/bin/firstwrite
 IOWATCH=$DATA/bin/iowatch
 
@@ -367,7 +369,7 @@ shim_prepare() {
 }
 
 bench_shim() {
-	local st=$DATA/shim.state state c rep side i iops recs0 recs1 out cases
+	local st=$DATA/shim.state state c rep side i iops recs0 recs1 out cases sides
 	SHIM_SRC=$DATA/shim.src
 	SHIM_TGT=$DATA/shim.tgt
 	make_dense "$SHIM_SRC" "$(bytes $SHIM_SIZE)"
@@ -388,11 +390,16 @@ bench_shim() {
 		copier-*) cases='randwrite-psync-1 randread-psync-1' ;;
 		esac
 		[ $MODE = smoke ] && cases=$SHIM_CASES
+		# in the copying state a third side, fio under a preload that
+		# only passes the calls on (bench/noop.c): the floor any
+		# preload costs, measured in the same rotation
+		sides=(base shim)
+		[ $state = copying ] && sides=(base shim noop)
 		for c in $cases; do
 			for ((rep = 1; rep <= SHIM_REPS; rep++)); do
-				for ((i = 0; i < 2; i++)); do
-					# alternate which side goes first
-					if (((rep + i) % 2)); then side=shim; else side=base; fi
+				for ((i = 0; i < ${#sides[@]}; i++)); do
+					# rotate which side goes first
+					side=${sides[(rep + i) % ${#sides[@]}]}
 					fio_args $c "$SHIM_SRC" $SHIM_SIZE $SHIM_RUNTIME
 					sync
 					# buffered cases run from the page cache (direct writes of
@@ -401,6 +408,8 @@ bench_shim() {
 					read -r recs0 _ < <(log_records "$st")
 					if [ $side = shim ]; then
 						"$VOLMIG" exec -s "$st" -- "${FIO[@]}" >"$DATA/fio.json" 2>>"$DATA/shim.log"
+					elif [ $side = noop ]; then
+						LD_PRELOAD=$NOOP_PRELOAD "${FIO[@]}" >"$DATA/fio.json" 2>>"$DATA/shim.log"
 					else
 						"${FIO[@]}" >"$DATA/fio.json" 2>>"$DATA/shim.log"
 					fi
