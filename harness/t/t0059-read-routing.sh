@@ -21,7 +21,8 @@ fd = os.open(path, os.O_RDONLY)
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
 L = ctypes.c_long
-SYS_io_setup, SYS_io_getevents, SYS_io_submit = 206, 208, 209
+SYS_io_setup, SYS_io_getevents, SYS_io_submit = {
+    "x86_64": (206, 208, 209), "aarch64": (0, 4, 2)}[os.uname().machine]
 ctx = ctypes.c_ulong(0)
 if libc.syscall(L(SYS_io_setup), L(8), ctypes.byref(ctx)) != 0:
     sys.exit("io_setup: errno %d" % ctypes.get_errno())
