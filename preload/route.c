@@ -33,21 +33,6 @@
 
 #define MIRROR_BUF (1u << 20)
 
-enum shim_route shim_write_route(void)
-{
-	const struct ctl *c = shim_ctl();
-	uint32_t st;
-
-	if (c == NULL)
-		return SHIM_SOURCE;
-	st = atomic_load_explicit(&c->hdr->state, memory_order_acquire);
-	if (st == SESS_SYNCED || st == SESS_SWITCHED)
-		return SHIM_MIRROR;
-	if (st == SESS_COMMITTED)
-		return SHIM_TARGET;
-	return SHIM_SOURCE;
-}
-
 bool shim_read_from_target(int pair, uint64_t off, uint64_t len)
 {
 	const struct ctl *c = shim_ctl();

@@ -119,20 +119,37 @@ uint64_t shim_wait_us(void);
 int shim_target_fd(int pair, int srcfd);
 void shim_target_fd_lost(int pair, int fd);
 
+/* The state word of the control block once this process is attached to
+ * it (set once, before the attach is announced), NULL before. */
+extern const _Atomic uint32_t *_Atomic shim_state_word __attribute__((visibility("hidden")));
+
 /* Where an operation on a source goes in the session's current state. */
 enum shim_route {
 	SHIM_SOURCE = 0, /* copying (or no session, or aborted) */
 	SHIM_MIRROR = 1, /* synced, switched: writes to both */
 	SHIM_TARGET = 2, /* committed: the target only */
 };
-enum shim_route shim_write_route(void);
+
+/* Read from the control block at each call (inline: a write reads it up
+ * to three times).  The source before attaching; every caller but one
+ * (which checks shim_ctl first) has found a pair, so it has attached. */
+static inline enum shim_route shim_write_route(void)
+{
+	const _Atomic uint32_t *w = atomic_load_explicit(&shim_state_word, memory_order_acquire);
+	uint32_t st;
+
+	if (w == NULL)
+		return SHIM_SOURCE;
+	st = atomic_load_explicit(w, memory_order_acquire);
+	if (st == SESS_SYNCED || st == SESS_SWITCHED)
+		return SHIM_MIRROR;
+	if (st == SESS_COMMITTED)
+		return SHIM_TARGET;
+	return SHIM_SOURCE;
+}
 
 /* Should a read of [off, off + len) of pair go to the target? */
 bool shim_read_from_target(int pair, uint64_t off, uint64_t len);
-
-/* The state word of the control block once this process is attached to
- * it (set once, before the attach is announced), NULL before. */
-extern const _Atomic uint32_t *_Atomic shim_state_word __attribute__((visibility("hidden")));
 
 /*
  * The read family's fast path: true when the state alone says a read of
