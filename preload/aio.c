@@ -379,6 +379,7 @@ static long tracked_submit(aio_context_t ctx, long nr, struct iocb **ios,
 	for (i = 0; i < nr; i++) {
 		struct shim_track t = { .hold = -1 };
 		struct iocb_info info;
+		enum shim_route route;
 		int fd, pair;
 
 		/* reads and writes the kernel will refuse are left to it */
@@ -397,13 +398,14 @@ static long tracked_submit(aio_context_t ctx, long nr, struct iocb **ios,
 		pair = shim_fd_tracked(fd);
 		if (pair == -1)
 			continue;
-		if (pair >= 0 && shim_write_route() == SHIM_TARGET) {
+		route = pair >= 0 ? shim_write_route() : SHIM_SOURCE;
+		if (route == SHIM_TARGET) {
 			/* committed: the target only */
 			if ((rc = redirect(ios[i], ctx, pair, fd)) < 0)
 				break;
 			continue;
 		}
-		if (pair >= 0 && shim_write_route() == SHIM_MIRROR)
+		if (route == SHIM_MIRROR)
 			shim_barrier_wait();
 		rc = pair >= 0 ? shim_track_pair(pair, info.off, info.len, &t)
 			       : shim_track_begin(fd, info.off, info.len, &t);

@@ -53,9 +53,10 @@ static pthread_mutex_t stripe[STRIPES] = { [0 ... STRIPES - 1] = PTHREAD_MUTEX_I
 	({                                                                               \
 		ssize_t r_;                                                              \
 		int p_ = shim_fd_tracked(fd);                                            \
+		enum shim_route route_ = p_ >= 0 ? shim_write_route() : SHIM_SOURCE;     \
 		if (p_ == -1) {                                                          \
 			r_ = (call);                                                     \
-		} else if (p_ >= 0 && shim_write_route() == SHIM_TARGET) {               \
+		} else if (route_ == SHIM_TARGET) {                                      \
 			int tfd_ = shim_target_fd(p_, (fd));                             \
 			if (tfd_ < 0) {                                                  \
 				errno = -tfd_;                                           \
@@ -66,7 +67,7 @@ static pthread_mutex_t stripe[STRIPES] = { [0 ... STRIPES - 1] = PTHREAD_MUTEX_I
 		} else {                                                                 \
 			struct shim_track t_;                                            \
 			int rc_;                                                         \
-			if (p_ >= 0 && shim_write_route() == SHIM_MIRROR) {              \
+			if (route_ == SHIM_MIRROR) {                                     \
 				shim_barrier_wait();                                     \
 				CRASH_POINT("shim.barrier.after");                       \
 			}                                                                \
@@ -398,13 +399,14 @@ int ioctl(int fd, unsigned long req, ...)
 static int truncate_fd(int fd, off_t len, int (*real)(int, off_t))
 {
 	int p = shim_fd_tracked(fd), r, e, rc;
+	enum shim_route route = p >= 0 ? shim_write_route() : SHIM_SOURCE;
 	uint64_t from = (uint64_t)len;
 	struct shim_track t;
 	struct stat st;
 
 	if (p == -1)
 		return real(fd, len);
-	if (p >= 0 && shim_write_route() == SHIM_TARGET) {
+	if (route == SHIM_TARGET) {
 		int tfd = shim_target_fd(p, fd);
 
 		if (tfd < 0) {
@@ -419,7 +421,7 @@ static int truncate_fd(int fd, off_t len, int (*real)(int, off_t))
 		from = (uint64_t)st.st_size;
 	shim_busy--;
 	errno = e;
-	if (p >= 0 && shim_write_route() == SHIM_MIRROR)
+	if (route == SHIM_MIRROR)
 		shim_barrier_wait();
 	rc = p >= 0 ? shim_track_pair(p, from, SHIM_TO_END, &t)
 		    : shim_track_begin(fd, from, SHIM_TO_END, &t);
