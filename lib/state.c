@@ -89,7 +89,7 @@ int state_open(struct state *st, const char *dir, unsigned flags)
 	}
 	st->env->set_errcall(st->env, state_errcall);
 	st->env->set_cachesize(st->env, 0, 4 << 20, 1);
-	st->env->set_lg_max(st->env, 4 << 20);
+	st->env->set_lg_max(st->env, STATE_LOG_FILE_BYTES);
 	st->env->set_lk_detect(st->env, DB_LOCK_DEFAULT);
 	st->env->log_set_config(st->env, DB_LOG_AUTO_REMOVE, 1);
 	rc = st->env->open(st->env, dir,

@@ -3,7 +3,8 @@
  * directories under /var/tmp: open/create, every record kind, the dirty set
  * (pair isolation, key order, regions beyond the map), transactions that
  * fail and are rolled back or deadlock and are re-run, durability across
- * close and reopen, removal, a garbage database file, and state_errno.
+ * close and reopen, a kill while the log runs over several files, removal,
+ * a garbage database file, and state_errno.
  */
 #include "state.h"
 
@@ -12,8 +13,10 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "tap.h"
@@ -580,17 +583,130 @@ static void test_dirty_clear(struct state *st)
 	state_txn(st, clear_txn, &(uint32_t){ 22 });
 }
 
+struct add_arg {
+	uint32_t pair;
+	uint64_t from, n;
+};
+
+static int add_txn(struct state *st, DB_TXN *txn, void *arg)
+{
+	const struct add_arg *a = arg;
+	int rc = 0;
+
+	for (uint64_t r = a->from; rc == 0 && r < a->from + a->n; r++)
+		rc = state_dirty_add(st, txn, a->pair, r);
+	return rc;
+}
+
+/* The number of log files in dir, and the largest one's size. */
+static unsigned log_files(const char *dir, off_t *largest)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	struct stat sb;
+	char path[512];
+	unsigned n = 0;
+
+	*largest = 0;
+	while (d != NULL && (de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, "log.", 4) != 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (stat(path, &sb) == 0 && sb.st_size > *largest)
+			*largest = sb.st_size;
+		n++;
+	}
+	if (d != NULL)
+		closedir(d);
+	return n;
+}
+
+/*
+ * A writer killed after its commits ran the log over three files: reopening
+ * recovers every commit, and no log file grew past STATE_LOG_FILE_BYTES
+ * (what recovery writes zeros over, and so what a restart pays for).
+ */
+#define KILL_TXN_ADDS 500
+
+static void test_kill_across_logs(const char *dir)
+{
+	struct state st;
+	uint64_t committed = 0, n = 0;
+	unsigned nlogs;
+	off_t largest;
+	int fds[2], status = 0, rc;
+	pid_t pid;
+
+	rc = state_open(&st, dir, STATE_CREATE);
+	rc = rc ? rc : state_close(&st);
+	if (rc < 0 || pipe(fds) < 0) {
+		ok(0, "a new store for the kill test (rc %d)", rc);
+		return;
+	}
+	pid = fork();
+	if (pid == 0) {
+		char third[512];
+		struct stat sb;
+
+		close(fds[0]);
+		snprintf(third, sizeof(third), "%s/log.0000000003", dir);
+		if (state_open(&st, dir, 0) < 0)
+			_exit(2);
+		/* 1000 transactions is over 20 MiB of log: a bound, not a goal */
+		for (uint64_t t = 0; t < 1000 && stat(third, &sb) < 0; t++) {
+			struct add_arg a = { 30, t * KILL_TXN_ADDS, KILL_TXN_ADDS };
+
+			if (state_txn(&st, add_txn, &a) < 0)
+				_exit(3);
+			committed += KILL_TXN_ADDS;
+			if (write(fds[1], &committed, sizeof(committed)) != sizeof(committed))
+				_exit(4);
+		}
+		raise(SIGKILL); /* no close: the store as a kill leaves it */
+		_exit(5);
+	}
+	close(fds[1]);
+	while (pid > 0 && read(fds[0], &n, sizeof(n)) == sizeof(n))
+		committed = n;
+	close(fds[0]);
+	if (pid > 0)
+		waitpid(pid, &status, 0);
+	ok(pid > 0 && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+	   "the writer was killed after %llu regions committed (status %#x)",
+	   (unsigned long long)committed, status);
+	nlogs = log_files(dir, &largest);
+	ok(nlogs >= 3 && largest <= STATE_LOG_FILE_BYTES,
+	   "  its log ran over %u files, the largest %lld bytes (at most %u)", nlogs,
+	   (long long)largest, STATE_LOG_FILE_BYTES);
+	rc = state_open(&st, dir, 0);
+	ok(rc == 0, "  reopening recovers the store (rc %d)", rc);
+	if (rc < 0)
+		return;
+	n = 0;
+	rc = state_dirty_count(&st, NULL, 30, &n);
+	ok(rc == 0 && committed > 0 && n == committed,
+	   "  every committed region is there (%llu of %llu, rc %d)", (unsigned long long)n,
+	   (unsigned long long)committed, rc);
+	rc = state_txn(&st, add_txn, &(struct add_arg){ 30, committed, 1 });
+	ok(rc == 0, "  and a new commit goes on from the recovered log (rc %d)", rc);
+	nlogs = log_files(dir, &largest);
+	ok(largest <= STATE_LOG_FILE_BYTES, "  no log file past %u bytes after recovery (%lld)",
+	   STATE_LOG_FILE_BYTES, (long long)largest);
+	state_close(&st);
+}
+
 int main(void)
 {
 	struct state st;
-	char dir[256], dir2[256];
+	char dir[256], dir2[256], dir3[256];
 	int rc;
 
 	if (mkdtemp(scratch) == NULL) {
 		ok(0, "mkdtemp %s", scratch);
 		return tap_done();
 	}
-	if (fresh_dir(dir, sizeof(dir), "store") < 0 || fresh_dir(dir2, sizeof(dir2), "garbage") < 0) {
+	if (fresh_dir(dir, sizeof(dir), "store") < 0 || fresh_dir(dir2, sizeof(dir2), "garbage") < 0 ||
+	    fresh_dir(dir3, sizeof(dir3), "killed") < 0) {
 		ok(0, "scratch directories");
 		goto out;
 	}
@@ -608,6 +724,7 @@ int main(void)
 		test_reopen(dir);
 		test_remove(dir);
 	}
+	test_kill_across_logs(dir3);
 	test_garbage(dir2);
 	test_foreign(dir2);
 	test_errno();
