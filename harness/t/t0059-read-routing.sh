@@ -21,11 +21,13 @@ fd = os.open(path, os.O_RDONLY)
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
 L = ctypes.c_long
-SYS_io_setup, SYS_io_getevents, SYS_io_submit = {
-    "x86_64": (206, 208, 209), "aarch64": (0, 4, 2)}[os.uname().machine]
+# io_setup, io_getevents, io_submit; other machines read without io_submit
+AIO = {"x86_64": (206, 208, 209), "aarch64": (0, 4, 2)}.get(os.uname().machine)
 ctx = ctypes.c_ulong(0)
-if libc.syscall(L(SYS_io_setup), L(8), ctypes.byref(ctx)) != 0:
-    sys.exit("io_setup: errno %d" % ctypes.get_errno())
+if AIO:
+    SYS_io_setup, SYS_io_getevents, SYS_io_submit = AIO
+    if libc.syscall(L(SYS_io_setup), L(8), ctypes.byref(ctx)) != 0:
+        sys.exit("io_setup: errno %d" % ctypes.get_errno())
 
 def aio_read():
     buf = ctypes.create_string_buffer(n)
@@ -52,12 +54,21 @@ def forms():
     yield "preadv", b[:os.preadv(fd, [b], off)]
     b2 = bytearray(n)
     yield "readv", b2[:at_current(lambda: os.readv(fd, [b2]))]
-    yield "io_submit", aio_read()
+    if AIO:
+        yield "io_submit", aio_read()
 
 for line in sys.stdin:
     print(" ".join("%s=%s" % (name, hashlib.sha256(data).hexdigest()) for name, data in forms()),
           flush=True)
 PY
+
+case $(uname -m) in
+x86_64 | aarch64) forms="pread, read, preadv, readv and io_submit" nforms=5 ;;
+*)
+	forms="pread, read, preadv and readv" nforms=4
+	skip_test "io_submit reads: the test knows no aio system call numbers for $(uname -m)"
+	;;
+esac
 
 make_random src.img 8
 ok_if "setup of an 8 MiB pair" $VOLMIG setup -s st --source src.img --target tgt.img
@@ -70,7 +81,7 @@ range_sha() { dd if="$1" bs=4096 skip=$((off / 4096)) count=$((len / 4096)) stat
 # reads_from WHAT FILE: every form read by the running process returns the
 # range as FILE holds it
 reads_from() {
-	local what=$1 want line bad=
+	local what=$1 want line bad= n=0
 	want=$(range_sha "$2")
 	echo go >&3
 	if ! read -r -t 60 line <&4; then
@@ -79,8 +90,10 @@ reads_from() {
 	fi
 	for f in $line; do
 		[ "${f#*=}" = "$want" ] || bad="$bad ${f%%=*}"
+		n=$((n + 1))
 	done
-	[ -n "$line" ] && [ -z "$bad" ] && ok "$what: pread, read, preadv, readv and io_submit read $2" ||
+	[ $n -eq "$nforms" ] || bad="$bad ($n forms, not $nforms)"
+	[ -n "$line" ] && [ -z "$bad" ] && ok "$what: $forms read $2" ||
 		not_ok "$what: not read from $2:${bad:- no answer}"
 }
 
