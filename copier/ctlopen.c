@@ -142,12 +142,14 @@ static int unpristine_old(const char *path)
 	return rc;
 }
 
-static void mark_durable(struct ctl *c, const struct durable_dirty *d)
+/* tails: the regions past each cursor are DIRTY already (a new block,
+ * ctl_params.dirty_tail) */
+static void mark_durable(struct ctl *c, const struct durable_dirty *d, bool tails)
 {
 	for (uint32_t i = 0; i < d->s->npairs; i++) {
 		const struct region_map *m = &d->dirty[i];
 
-		for (uint64_t r = d->prog[i].cursor; r < m->nbits; r++)
+		for (uint64_t r = d->prog[i].cursor; !tails && r < m->nbits; r++)
 			ctl_mark_dirty(c, i, r);
 		for (uint64_t r = region_map_next_set(m, 0); r < m->nbits; r = region_map_next_set(m, r + 1))
 			ctl_mark_dirty(c, i, r);
@@ -194,12 +196,14 @@ static int build(const char *dir, struct state *st, const struct sess *s, struct
 							 .dev = sp->target_id.dev,
 							 .ino = sp->target_id.ino,
 							 .rdev = sp->target_id.rdev };
+		if (d->prog[i].cursor < d->dirty[i].nbits)
+			cp->dirty_tail[i] = d->dirty[i].nbits - d->prog[i].cursor;
 	}
 	rc = ctl_create(c, path, cp);
 	free(cp);
 	if (rc < 0)
 		return rc;
-	mark_durable(c, d);
+	mark_durable(c, d, true);
 	for (uint32_t i = 0; i < s->npairs; i++)
 		atomic_store_explicit(&c->hdr->mirror_errors[i], d->mirror_errors[i],
 				      memory_order_relaxed);
@@ -270,7 +274,7 @@ int session_ctl_open(const char *dir, struct state *st, const struct sess *s, bo
 		for (uint64_t r = 0; r < c->hdr->nregions; r++)
 			atomic_fetch_and_explicit(&c->regions[r], ~(uint32_t)(CTL_CIP | CTL_RACED),
 						  memory_order_acq_rel);
-		mark_durable(c, d);
+		mark_durable(c, d, false);
 		ctl_repair_dead(c);
 		/* a block setup built: copying starts, so no longer pristine */
 		rc = ctl_unpristine(c);

@@ -201,6 +201,48 @@ int ctl_validate(const void *buf, size_t len)
 	return 0;
 }
 
+/*
+ * The DIRTY words of p->dirty_tail, through fd (the same pages as the new
+ * mapping), after the header is durable: region words never were (a block
+ * found after a power loss is rebuilt or reset).  0 or -errno (ENOSPC: the
+ * file system could not hold the block; through the mapping that would
+ * have been a SIGBUS).
+ */
+static int fill_dirty_tails(int fd, const struct ctl_hdr *h, const struct ctl_params *p)
+{
+	enum { CHUNK = 16384 };
+	uint32_t *buf = NULL;
+
+	for (uint32_t i = 0; i < p->npairs; i++) {
+		const struct ctl_pair *cp = &h->pairs[i];
+		uint64_t r = cp->nregions - (p->dirty_tail[i] < cp->nregions ? p->dirty_tail[i]
+									    : cp->nregions);
+
+		if (r < cp->nregions && buf == NULL) {
+			buf = malloc(CHUNK * sizeof(*buf));
+			if (buf == NULL)
+				return -ENOMEM;
+			for (unsigned k = 0; k < CHUNK; k++)
+				buf[k] = CTL_DIRTY;
+		}
+		while (r < cp->nregions) {
+			uint64_t n = cp->nregions - r < CHUNK ? cp->nregions - r : CHUNK;
+			off_t off = (off_t)(h->regions_off + (cp->first_region + r) * sizeof(*buf));
+			ssize_t w = pwrite(fd, buf, n * sizeof(*buf), off);
+
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w < 0 || w % (ssize_t)sizeof(*buf) != 0) {
+				free(buf);
+				return w < 0 ? -errno : -EIO;
+			}
+			r += (uint64_t)w / sizeof(*buf);
+		}
+	}
+	free(buf);
+	return 0;
+}
+
 int ctl_create(struct ctl *c, const char *path, const struct ctl_params *p)
 {
 	char tmp[4200];
@@ -279,6 +321,9 @@ int ctl_create(struct ctl *c, const char *path, const struct ctl_params *p)
 		rc = -errno;
 		goto fail;
 	}
+	rc = fill_dirty_tails(fd, h, p);
+	if (rc < 0)
+		goto fail;
 	if (rename(tmp, path) < 0) {
 		rc = -errno;
 		goto fail;

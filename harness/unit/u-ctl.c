@@ -279,6 +279,56 @@ static void test_pristine(void)
 		ctl_detach(&c);
 }
 
+/*
+ * dirty_tail: the last regions of each pair start DIRTY, the rest clean,
+ * across the write chunks (pair 0 needs three), clamped to the pair's size
+ * (pair 1), and none when 0 (pair 2); the mapping and a new attachment
+ * both see them.
+ */
+static void test_dirty_tail(void)
+{
+	const uint64_t n0 = 40000, tail0 = 39000, n1 = 5;
+	struct ctl_params p;
+	struct ctl c, c2;
+	char path[128];
+	uint64_t bad = 0, r;
+	int rc;
+
+	scratch_path(path, sizeof(path), "tail");
+	params_init(&p, 9);
+	p.npairs = 3;
+	p.sizes[0] = n0 << SHIFT;
+	p.sizes[1] = n1 << SHIFT;
+	p.sizes[2] = 3 << SHIFT;
+	p.sources[2] = p.sources[1];
+	p.targets[2] = p.targets[1];
+	p.dirty_tail[0] = tail0;
+	p.dirty_tail[1] = 1000; /* more than the pair has */
+	rc = ctl_create(&c, path, &p);
+	ok(rc == 0, "ctl_create with dirty tails (rc %d)", rc);
+	if (rc < 0)
+		return;
+	for (r = 0; r < n0; r++)
+		bad += word(&c, 0, r) != (r < n0 - tail0 ? 0 : CTL_DIRTY);
+	ok(bad == 0 && ctl_dirty_count(&c, 0) == tail0,
+	   "pair 0: regions %llu to %llu DIRTY, the %llu before clean (%llu wrong words)",
+	   (unsigned long long)(n0 - tail0), (unsigned long long)(n0 - 1),
+	   (unsigned long long)(n0 - tail0), (unsigned long long)bad);
+	ok(ctl_dirty_count(&c, 1) == n1 && word(&c, 1, 0) == CTL_DIRTY,
+	   "pair 1: a tail longer than the pair makes all of it DIRTY (%llu)",
+	   (unsigned long long)ctl_dirty_count(&c, 1));
+	ok(ctl_dirty_count(&c, 2) == 0, "pair 2: no tail, nothing DIRTY");
+	ok(ctl_validate(c.hdr, c.map_size) == 0, "  the block validates");
+	ctl_publish(&c, 1);
+	rc = ctl_attach(&c2, path);
+	ok(rc == 0 && ctl_dirty_count(&c2, 0) == tail0 && ctl_dirty_count(&c2, 1) == n1 &&
+		   ctl_dirty_count(&c2, 2) == 0,
+	   "  a new attachment sees the same (rc %d)", rc);
+	if (rc == 0)
+		ctl_detach(&c2);
+	ctl_detach(&c);
+}
+
 static void test_validate(void)
 {
 	struct ctl_params p;
@@ -1027,6 +1077,7 @@ int main(void)
 	}
 	test_create_attach();
 	test_pristine();
+	test_dirty_tail();
 	test_validate();
 	test_attach_corrupt();
 	test_protocol();
