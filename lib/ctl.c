@@ -232,9 +232,11 @@ static int fill_dirty_tails(int fd, const struct ctl_hdr *h, const struct ctl_pa
 
 			if (w < 0 && errno == EINTR)
 				continue;
-			if (w < 0 || w % (ssize_t)sizeof(*buf) != 0) {
+			if (w <= 0 || w % (ssize_t)sizeof(*buf) != 0) {
+				int rc = w < 0 ? -errno : -EIO; /* 0 bytes: would loop */
+
 				free(buf);
-				return w < 0 ? -errno : -EIO;
+				return rc;
 			}
 			r += (uint64_t)w / sizeof(*buf);
 		}
