@@ -259,25 +259,8 @@ status_get() {
 	jget "$DATA/status.json" "$2"
 }
 
-# Dirty-log records in STATE/log: "records regions" (32-byte records after a
-# 4 KiB header, seq from 1; a zero seq ends a segment).  Used to check that a
-# run logged what it should.
+# Dirty-log records in STATE/log: "records regions" (scripts/dlog-records.py).
+# Used to check that a run logged what it should.
 log_records() {
-	python3 - "$1/log" <<'EOF'
-import os, struct, sys
-recs = regions = 0
-d = sys.argv[1]
-for name in (os.listdir(d) if os.path.isdir(d) else []):
-    if not name.endswith(".seg"):
-        continue
-    with open(os.path.join(d, name), "rb") as f:
-        b = f.read()
-    for off in range(4096, len(b) - 31, 32):
-        seq, pair, count = struct.unpack_from("<QII", b, off)
-        if seq == 0:
-            break
-        recs += 1
-        regions += count
-print(recs, regions)
-EOF
+	python3 "$(dirname "${BASH_SOURCE[0]}")/../scripts/dlog-records.py" "$1"
 }

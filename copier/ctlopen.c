@@ -149,8 +149,8 @@ static void mark_durable(struct ctl *c, const struct durable_dirty *d, bool tail
 	for (uint32_t i = 0; i < d->s->npairs; i++) {
 		const struct region_map *m = &d->dirty[i];
 
-		for (uint64_t r = d->prog[i].cursor; !tails && r < m->nbits; r++)
-			ctl_mark_dirty(c, i, r);
+		if (!tails && d->prog[i].cursor < m->nbits)
+			ctl_mark_dirty_range(c, i, d->prog[i].cursor, m->nbits - 1);
 		for (uint64_t r = region_map_next_set(m, 0); r < m->nbits; r = region_map_next_set(m, r + 1))
 			ctl_mark_dirty(c, i, r);
 	}

@@ -130,9 +130,9 @@ enum shim_route {
 	SHIM_TARGET = 2, /* committed: the target only */
 };
 
-/* Read from the control block at each call (inline: a write reads it up
- * to three times).  The source before attaching; every caller but one
- * (which checks shim_ctl first) has found a pair, so it has attached. */
+/* Read from the control block's state word at each call (inline: every
+ * write reads it before it is tracked, and again after it, for mirroring).
+ * The source before this process has attached (no state word yet). */
 static inline enum shim_route shim_write_route(void)
 {
 	const _Atomic uint32_t *w = atomic_load_explicit(&shim_state_word, memory_order_acquire);

@@ -17,20 +17,7 @@ make_random "$src" $size
 ok_if "setup" $CV setup -s "$st" --source "$src" --target "$tgt"
 
 # dirty-log records in the session's segments
-log_records() {
-	python3 - "$st/log" <<'PY'
-import os, struct, sys
-n = 0
-for name in os.listdir(sys.argv[1]) if os.path.isdir(sys.argv[1]) else []:
-    if name.endswith(".seg"):
-        b = open(os.path.join(sys.argv[1], name), "rb").read()
-        for off in range(4096, len(b) - 31, 32):
-            if struct.unpack_from("<Q", b, off)[0] == 0:
-                break
-            n += 1
-print(n)
-PY
-}
+log_records() { python3 "$TOP/scripts/dlog-records.py" "$st" | cut -d' ' -f1; }
 cursor() { $CV status -s "$st" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["pairs"][0]["cursor_regions"])'; }
 
 # a first copier, killed once its durable cursor is past region 2
