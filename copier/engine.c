@@ -127,6 +127,7 @@ struct engine {
 	struct ingest in;        /* the dirty log, read at each checkpoint */
 	bool ingested;           /* the last checkpoint found log records */
 	bool repaired;           /* ... or took back a dead writer's counts */
+	bool trim_failed;        /* the last state_log_checkpoint failed */
 
 	pthread_mutex_t mu;
 	pthread_cond_t work_cv;  /* workers wait here for work */
@@ -878,6 +879,7 @@ static void *worker(void *arg)
 	struct engine *e = arg;
 	void *buf = NULL;
 	int lock_fd = ctl_lock_open(e->dir); /* this thread's own: see copy_region */
+	bool idle = false;
 
 	if (lock_fd < 0 ||
 	    posix_memalign(&buf, DIRECT_ALIGN, e->region_size * e->run_max) != 0) {
@@ -897,7 +899,11 @@ static void *worker(void *arg)
 		if (!next_work(e, &w)) {
 			struct timespec ts;
 
-			pthread_cond_signal(&e->main_cv); /* maybe idle: let main look */
+			/* newly idle, maybe the last: let main look (once; main
+			 * looks every 50 ms by itself too) */
+			if (!idle)
+				pthread_cond_signal(&e->main_cv);
+			idle = true;
 			clock_gettime(CLOCK_REALTIME, &ts);
 			ts.tv_nsec += 50 * 1000 * 1000;
 			if (ts.tv_nsec >= 1000000000) {
@@ -907,6 +913,7 @@ static void *worker(void *arg)
 			pthread_cond_timedwait(&e->work_cv, &e->mu, &ts);
 			continue;
 		}
+		idle = false;
 		e->active++;
 		pthread_mutex_unlock(&e->mu);
 		if (w.kind == WORK_HOLE)
@@ -971,6 +978,19 @@ static int ckpt_txn(struct state *st, DB_TXN *txn, void *arg)
 			return rc;
 	}
 	return 0;
+}
+
+/* Bound the log a restart replays and let old log files go: a Berkeley DB
+ * checkpoint once STATE_LOG_TRIM_KBYTES were logged since the last one.
+ * Progress is durable without it (a failure costs a longer recovery), so a
+ * failure is reported once, not fatal. */
+static void trim_log(struct engine *e)
+{
+	int rc = state_log_checkpoint(e->st, STATE_LOG_TRIM_KBYTES);
+
+	if (rc < 0 && !e->trim_failed)
+		report_errno("cannot checkpoint the state log of", e->dir, rc);
+	e->trim_failed = rc < 0;
 }
 
 /* Move the pending bits of map m into vector v and clear them. */
@@ -1146,6 +1166,7 @@ static int checkpoint(struct engine *e, bool *changed_out)
 		ingest_done(&e->in);
 		if (c.state_seen == SESS_ABORTED)
 			rc = -ECANCELED;
+		trim_log(e);
 	} else {
 		ingest_undo(&e->in);
 	}
@@ -1644,8 +1665,15 @@ int engine_run(const char *dir, struct state *st, struct sess *s, const struct e
 		 * pass over the dirty regions was made while mirrored (a program
 		 * that keeps writing keeps regions dirty, but mirrored). */
 		finished = finished_locked(&e, false);
-		drained = finished && s->state != SESS_COPYING && e.active == 0 &&
-			  (finished_locked(&e, true) || e.mirror_passes > passes_at_sync);
+		/* Only a sync that ends looks for drained: it reads every
+		 * region word, and its checkpoint is the last one.  A --follow
+		 * copier, which runs on through the mirrored phase, would
+		 * otherwise commit a checkpoint at every wake (each a flush of
+		 * the state log, tens a second) and scan a million words each
+		 * time on a TiB of 1 MiB regions; its checkpoints come at the
+		 * interval. */
+		drained = !o->follow && finished && s->state != SESS_COPYING && e.active == 0 &&
+			  (e.mirror_passes > passes_at_sync || finished_locked(&e, true));
 		stop = e.stop;
 		pthread_mutex_unlock(&e.mu);
 

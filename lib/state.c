@@ -578,7 +578,7 @@ int state_ingest_del(struct state *st, DB_TXN *txn, const char *segment)
 	return rc == DB_NOTFOUND ? 0 : state_errno(rc);
 }
 
-int state_log_checkpoint(struct state *st)
+int state_log_checkpoint(struct state *st, unsigned kbytes)
 {
-	return state_errno(st->env->txn_checkpoint(st->env, 0, 0, 0));
+	return state_errno(st->env->txn_checkpoint(st->env, kbytes, 0, 0));
 }

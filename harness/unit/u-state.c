@@ -341,7 +341,7 @@ static void test_reopen(const char *dir)
 	ok(rc == 0 && n == 7, "dirty set survived (rc %d, n %" PRIu64 ")", rc, n);
 	rc = state_ingest_get(&st, NULL, "seg-000002", &off);
 	ok(rc == 0 && off == UINT64_MAX, "ingest offset survived (rc %d)", rc);
-	rc = state_log_checkpoint(&st);
+	rc = state_log_checkpoint(&st, 0);
 	ok(rc == 0, "state_log_checkpoint (rc %d)", rc);
 	rc = state_close(&st);
 	ok(rc == 0 && closed(&st), "state_close (rc %d)", rc);
@@ -695,10 +695,73 @@ static void test_kill_across_logs(const char *dir)
 	state_close(&st);
 }
 
+/* Log bytes written since the environment's last checkpoint. */
+static uint64_t log_since_ckpt(struct state *st)
+{
+	DB_LOG_STAT *ls = NULL;
+	uint64_t n;
+
+	if (st->env->log_stat(st->env, &ls, 0) != 0 || ls == NULL)
+		return UINT64_MAX;
+	n = (uint64_t)ls->st_wc_mbytes * 1024 * 1024 + ls->st_wc_bytes;
+	free(ls);
+	return n;
+}
+
+/*
+ * A copier commits a checkpoint every interval for as long as it runs.
+ * state_log_checkpoint(kbytes) takes a Berkeley DB checkpoint once kbytes
+ * were logged since the last one, and log files recovery no longer needs go:
+ * the log stays a few files long, and a restart replays what came after the
+ * last checkpoint only.
+ */
+static void test_log_trim(const char *dir)
+{
+	struct state st;
+	char third[512];
+	struct stat sb;
+	uint64_t committed = 0, n = 0, since;
+	unsigned nlogs;
+	off_t largest;
+	int rc;
+
+	snprintf(third, sizeof(third), "%s/log.0000000003", dir);
+	rc = state_open(&st, dir, STATE_CREATE);
+	ok(rc == 0, "a new store for the trim test (rc %d)", rc);
+	if (rc < 0)
+		return;
+	for (uint64_t t = 0; rc == 0 && t < 1000 && stat(third, &sb) < 0; t++) {
+		rc = state_txn(&st, add_txn, &(struct add_arg){ 31, t * KILL_TXN_ADDS, KILL_TXN_ADDS });
+		committed += rc == 0 ? KILL_TXN_ADDS : 0;
+	}
+	since = log_since_ckpt(&st);
+	nlogs = log_files(dir, &largest);
+	ok(rc == 0 && nlogs >= 3 && since > (uint64_t)STATE_LOG_FILE_BYTES &&
+		   since != UINT64_MAX,
+	   "%llu regions committed over %u log files, %llu bytes since the last checkpoint (rc %d)",
+	   (unsigned long long)committed, nlogs, (unsigned long long)since, rc);
+	/* not due: more than that was logged, so no checkpoint, nothing goes */
+	rc = state_log_checkpoint(&st, (unsigned)(since / 1024) + 64);
+	ok(rc == 0 && log_since_ckpt(&st) == since && log_files(dir, &largest) == nlogs,
+	   "  with a threshold past what was logged, no checkpoint: %u files kept (rc %d)",
+	   log_files(dir, &largest), rc);
+	rc = state_log_checkpoint(&st, STATE_LOG_TRIM_KBYTES);
+	since = log_since_ckpt(&st);
+	ok(rc == 0 && since < 1024, "  past STATE_LOG_TRIM_KBYTES it checkpoints: %llu bytes since (rc %d)",
+	   (unsigned long long)since, rc);
+	ok(log_files(dir, &largest) <= 2, "  and the log files recovery needs no more are gone: "
+	   "%u of %u left", log_files(dir, &largest), nlogs);
+	rc = state_txn(&st, add_txn, &(struct add_arg){ 31, committed, 1 });
+	rc = rc ? rc : state_dirty_count(&st, NULL, 31, &n);
+	ok(rc == 0 && n == committed + 1, "  every region is still there, and a commit goes on "
+	   "(%llu of %llu, rc %d)", (unsigned long long)n, (unsigned long long)committed + 1, rc);
+	state_close(&st);
+}
+
 int main(void)
 {
 	struct state st;
-	char dir[256], dir2[256], dir3[256];
+	char dir[256], dir2[256], dir3[256], dir4[256];
 	int rc;
 
 	if (mkdtemp(scratch) == NULL) {
@@ -706,7 +769,7 @@ int main(void)
 		return tap_done();
 	}
 	if (fresh_dir(dir, sizeof(dir), "store") < 0 || fresh_dir(dir2, sizeof(dir2), "garbage") < 0 ||
-	    fresh_dir(dir3, sizeof(dir3), "killed") < 0) {
+	    fresh_dir(dir3, sizeof(dir3), "killed") < 0 || fresh_dir(dir4, sizeof(dir4), "trim") < 0) {
 		ok(0, "scratch directories");
 		goto out;
 	}
@@ -725,6 +788,7 @@ int main(void)
 		test_remove(dir);
 	}
 	test_kill_across_logs(dir3);
+	test_log_trim(dir4);
 	test_garbage(dir2);
 	test_foreign(dir2);
 	test_errno();
