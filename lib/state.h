@@ -52,8 +52,9 @@ struct state {
  * the next one (state_log_checkpoint).  Recovery after a kill replays the
  * log from the last checkpoint on (about 22 ms per MiB here), and only a
  * checkpoint lets log files go: without one a copier in the mirrored phase
- * kept every record of its run.  An idle checkpoint logs about 300 bytes, so
- * at one a second this is a Berkeley DB checkpoint every few minutes.
+ * kept every record of its run.  An idle checkpoint of one pair logs about
+ * 110 bytes, so at one a second this is a Berkeley DB checkpoint every 20
+ * minutes or so.
  */
 #define STATE_LOG_TRIM_KBYTES 128u
 
