@@ -993,6 +993,24 @@ static void trim_log(struct engine *e)
 	e->trim_failed = rc < 0;
 }
 
+/*
+ * Give back the space of dirty-log records this copier has recorded
+ * (ingest_trim), holding the target lock shared, and never while a commit
+ * is under way or done.  A commit takes that lock exclusive before it loads
+ * the durable offsets it reads the segments from, and records its own
+ * offsets (which may be lower than this copier's) only together with the
+ * committed state, after which nothing reads the log.  So no reader ever
+ * starts inside a punched part.  Caller does not hold mu.
+ */
+static void trim_segments(struct engine *e)
+{
+	if (!ingest_trim_due(&e->in) || ctl_lock_length_try(e->ctl_lock, F_RDLCK) < 0)
+		return; /* nothing due, or a commit holds the lock: next time */
+	if (!held_off(e))
+		ingest_trim(&e->in);
+	(void)ctl_lock_length(e->ctl_lock, F_UNLCK);
+}
+
 /* Move the pending bits of map m into vector v and clear them. */
 static int drain_map(struct region_map *m, struct u64vec *v)
 {
@@ -1167,6 +1185,7 @@ static int checkpoint(struct engine *e, bool *changed_out)
 		if (c.state_seen == SESS_ABORTED)
 			rc = -ECANCELED;
 		trim_log(e);
+		trim_segments(e);
 	} else {
 		ingest_undo(&e->in);
 	}

@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -263,6 +264,57 @@ void ingest_done(struct ingest *in)
 	}
 	in->nsegs = k;
 	in->nrecs = 0;
+}
+
+/* Where a punch of sg would end: its durable offset's block boundary. */
+static uint64_t trim_end(const struct ingest_seg *sg)
+{
+	return sg->off & ~(uint64_t)(DLOG_HDR_SIZE - 1);
+}
+
+static bool seg_trim_due(const struct ingest_seg *sg)
+{
+	uint64_t from = sg->trimmed > DLOG_HDR_SIZE ? sg->trimmed : DLOG_HDR_SIZE;
+
+	return sg->present && !sg->finished && trim_end(sg) >= from + INGEST_TRIM_BYTES;
+}
+
+bool ingest_trim_due(const struct ingest *in)
+{
+	if (in->no_punch)
+		return false;
+	for (size_t i = 0; i < in->nsegs; i++)
+		if (seg_trim_due(&in->segs[i]))
+			return true;
+	return false;
+}
+
+uint64_t ingest_trim(struct ingest *in)
+{
+	uint64_t punched = 0;
+
+	for (size_t i = 0; i < in->nsegs && !in->no_punch; i++) {
+		struct ingest_seg *sg = &in->segs[i];
+		uint64_t end = trim_end(sg);
+		char path[4300];
+		int fd;
+
+		if (!seg_trim_due(sg))
+			continue;
+		snprintf(path, sizeof(path), "%s/log/%s", in->dir, sg->name);
+		fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue; /* gone (its writer ended), or not ours to write */
+		if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, DLOG_HDR_SIZE,
+			      (off_t)(end - DLOG_HDR_SIZE)) == 0) {
+			punched += end - (sg->trimmed > DLOG_HDR_SIZE ? sg->trimmed : DLOG_HDR_SIZE);
+			sg->trimmed = end;
+		} else if (errno == EOPNOTSUPP || errno == ENOSYS) {
+			in->no_punch = true;
+		}
+		close(fd);
+	}
+	return punched;
 }
 
 void ingest_undo(struct ingest *in)

@@ -36,6 +36,7 @@ struct ingest_seg {
 	uint64_t lost_seen; /* losses already handled (durable) */
 	bool present;      /* seen in this scan */
 	bool finished;     /* writer gone and every record ingested */
+	uint64_t trimmed;  /* punched out from the header up to here (ingest_trim) */
 };
 
 struct ingest {
@@ -48,7 +49,12 @@ struct ingest {
 	struct ingest_rec *recs; /* this batch */
 	size_t nrecs, cap;
 	uint64_t lost_new;       /* pairs newly flagged lost in this batch */
+	bool no_punch;           /* the file system cannot punch holes */
 };
+
+/* A live segment's recorded records are punched out once this much more of
+ * them is recorded (ingest_trim). */
+#define INGEST_TRIM_BYTES (1u << 20)
 
 /*
  * Read every segment's records past its offset into in->recs.  Returns 0;
@@ -63,6 +69,25 @@ int ingest_record(struct ingest *in, struct state *st, DB_TXN *txn);
 
 /* After the commit: offsets advance, finished segments are unlinked. */
 void ingest_done(struct ingest *in);
+
+/*
+ * Give back the space of records every checkpoint has recorded: in each
+ * segment whose writer still runs (a finished one is removed whole), punch
+ * out the bytes from the header to its durable offset (rounded down to a
+ * 4 KiB block), once that passed the last punch by INGEST_TRIM_BYTES.  A
+ * program that runs for the whole migration otherwise keeps every record it
+ * ever appended: while mirrored, 32 bytes per rewritten region an interval.
+ * The file keeps its size and the header; the writer appends at its end.
+ *
+ * Only after the commit that recorded the offsets (ingest_done), and only
+ * where no other reader can start below them: a reader starts at a
+ * segment's durable offset, so that offset must never go back below a
+ * punch.  The copier calls it with the length lock shared and no commit
+ * under way (engine.c, trim_segments).  Returns the bytes punched; a file
+ * system that cannot punch holes is not asked again.
+ */
+bool ingest_trim_due(const struct ingest *in);
+uint64_t ingest_trim(struct ingest *in);
 
 /* After a failed commit: forget the batch (it is read again). */
 void ingest_undo(struct ingest *in);

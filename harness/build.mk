@@ -14,6 +14,12 @@ $(B)/harness/%: $(B)/harness/%.o $(LIB_A)
 
 CHECK_BINS := $(UNIT_BINS) $(HARNESS_PROGS)
 
+# u-ingest tests the copier's dirty-log reader, which is not in lib/.
+$(B)/unit/u-ingest: $(B)/harness/unit/u-ingest.o $(B)/copier/ingest.o $(LIB_A)
+	@mkdir -p $(@D)
+	$(if $(Q),@echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIB_LIBS)
+
 # The workload writer drives libaio itself (io_submit/io_getevents).
 $(B)/harness/writer: $(B)/harness/writer.o $(LIB_A)
 	$(if $(Q),@echo "  LD      $@")

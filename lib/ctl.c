@@ -126,6 +126,15 @@ int ctl_lock_length(int fd, int type)
 	return 0;
 }
 
+int ctl_lock_length_try(int fd, int type)
+{
+	struct flock fl = { .l_type = (short)type, .l_whence = SEEK_SET, .l_start = 2, .l_len = 1 };
+
+	if (fcntl(fd, F_OFD_SETLK, &fl) == 0)
+		return 0;
+	return errno == EACCES ? -EAGAIN : -errno;
+}
+
 int ctl_lock_untracked_drain(int fd, unsigned wait_ms)
 {
 	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 1, .l_len = 1 };

@@ -182,6 +182,8 @@ int ctl_lock_untracked_drain(int fd, unsigned wait_ms);
  * the target is the volume in use.  0 or -errno.
  */
 int ctl_lock_length(int fd, int type);
+/* The same, one try: 0, -EAGAIN when it is held in a conflicting way. */
+int ctl_lock_length_try(int fd, int type);
 
 /*
  * Make every region word trustworthy again when nobody else is attached

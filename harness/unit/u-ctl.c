@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "scratch.h"
 #include "tap.h"
 
 #define SHIFT 12
@@ -1010,23 +1011,6 @@ static void test_path(void)
 	   "ctl_path into a buffer of exactly the size: 0 (rc %d)", rc);
 }
 
-static void scratch_remove(void)
-{
-	DIR *d = opendir(scratch);
-	struct dirent *de;
-	char path[512];
-
-	while (d != NULL && (de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", scratch, de->d_name);
-		unlink(path);
-	}
-	if (d != NULL)
-		closedir(d);
-	rmdir(scratch);
-}
-
 /* ctl_proc_start against field 22 of /proc/self/stat read another way, and
  * 0 for a process that is gone. */
 static void test_proc_start(void)
@@ -1085,6 +1069,6 @@ int main(void)
 	test_procs();
 	test_path();
 	test_proc_start();
-	scratch_remove();
+	rm_tree(scratch);
 	return tap_done();
 }

@@ -19,27 +19,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "scratch.h"
 #include "tap.h"
 
 static char scratch[] = "/var/tmp/u-state.XXXXXX";
-
-static void rm_tree(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *de;
-	char path[512];
-
-	while (d != NULL && (de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		if (unlink(path) < 0)
-			rm_tree(path);
-	}
-	if (d != NULL)
-		closedir(d);
-	rmdir(dir);
-}
 
 /* A new empty directory under the scratch directory. */
 static int fresh_dir(char *buf, size_t len, const char *name)
