@@ -6,9 +6,10 @@
  * checkpoint transaction records the new ingest offsets together with the
  * dirty-set changes (ingest_record).  After the commit, segments whose
  * writer has exited and whose records are all ingested are removed
- * (ingest_done).  A record appended after the copier last cleaned a region
- * is therefore never lost: it is either in a segment past its durable
- * offset, or in the durable dirty set.
+ * (ingest_done); from the segments of writers still running, the copier
+ * punches out what was recorded (ingest_trim).  A record appended after the
+ * copier last cleaned a region is therefore never lost: it is either in a
+ * segment past its durable offset, or in the durable dirty set.
  *
  * Main thread only.
  */
