@@ -302,12 +302,26 @@ static bool mirrored(const struct engine *e)
 	return st == SESS_SYNCED || st == SESS_SWITCHED;
 }
 
-/* Pick a dirty region below the bulk position. Caller holds mu. */
+/*
+ * Pick a dirty region below the bulk position. Caller holds mu.
+ *
+ * A --follow copier, while mirrored, confirms a dirty region only once no
+ * write has begun on it for a whole pass (CTL_QUIET, set here and cleared by
+ * every write's begin).  Mirroring keeps such a region's target current; a
+ * copy of a region that is still being written would be dirty again at
+ * once, and cost a copy of the whole region per pass and a dirty-log record
+ * at its next write: fio rewriting 256 regions of 1 MiB made the copier
+ * copy 192 MiB/s while fio wrote 125 MiB/s.  Regions written all along stay
+ * dirty and are copied by the commit, as they would have been dirty again
+ * by then anyway.  A sync that ends (no --follow) copies every dirty region
+ * in its pass, as before.
+ */
 static bool next_dirty(struct engine *e, uint32_t pi, struct work *w)
 {
 	struct pair_rt *p = &e->pairs[pi];
 	_Atomic uint32_t *words = ctl_region(&e->ctl, pi, 0);
 	uint64_t limit = p->bulk_next;
+	bool defer = e->o->follow && mirrored(e);
 
 	/* lap 0 from where the last scan stopped, lap 1 the part before it */
 	for (int lap = 0; lap < 2; lap++) {
@@ -327,6 +341,12 @@ static bool next_dirty(struct engine *e, uint32_t pi, struct work *w)
 			uint32_t word = atomic_load_explicit(&words[r], memory_order_relaxed);
 
 			if ((word & CTL_DIRTY) && !region_map_test(&p->busy, r)) {
+				if (defer && !(word & CTL_QUIET)) {
+					/* written since the last pass: look again at the next */
+					atomic_fetch_or_explicit(&words[r], CTL_QUIET,
+								 memory_order_relaxed);
+					continue;
+				}
 				w->kind = WORK_DIRTY;
 				w->pair = pi;
 				w->first = r;

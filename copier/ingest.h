@@ -77,7 +77,8 @@ void ingest_done(struct ingest *in);
  * out the bytes from the header to its durable offset (rounded down to a
  * 4 KiB block), once that passed the last punch by INGEST_TRIM_BYTES.  A
  * program that runs for the whole migration otherwise keeps every record it
- * ever appended: while mirrored, 32 bytes per rewritten region an interval.
+ * ever appended: while mirrored, 32 bytes per write to a region the copier
+ * has confirmed since the last one.
  * The file keeps its size and the header; the writer appends at its end.
  *
  * Only after the commit that recorded the offsets (ingest_done), and only

@@ -489,7 +489,9 @@ int ctl_write_begin(struct ctl *c, uint32_t pair, uint64_t r, uint64_t wait_us)
 			old = atomic_load_explicit(w, memory_order_relaxed);
 			continue;
 		}
-		if (atomic_compare_exchange_weak_explicit(w, &old, (old + 1) | (add & CTL_RACED),
+		if (atomic_compare_exchange_weak_explicit(w, &old,
+							  ((old + 1) | (add & CTL_RACED)) &
+								  ~(uint32_t)CTL_QUIET,
 							  memory_order_acq_rel,
 							  memory_order_relaxed))
 			break;
@@ -635,7 +637,8 @@ static uint32_t region_enter(_Atomic uint32_t *w, uint64_t wait_us, uint64_t *de
 			old = atomic_load_explicit(w, memory_order_relaxed);
 			continue;
 		}
-		if (atomic_compare_exchange_weak_explicit(w, &old, (old + 1) | raced,
+		if (atomic_compare_exchange_weak_explicit(w, &old,
+							  ((old + 1) | raced) & ~(uint32_t)CTL_QUIET,
 							  memory_order_acq_rel,
 							  memory_order_relaxed))
 			return old;

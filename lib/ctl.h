@@ -14,6 +14,8 @@
  *   bit 31 CTL_DIRTY    region may differ between source and target
  *   bit 30 CTL_CIP      the copier is copying the region
  *   bit 29 CTL_RACED    a write went ahead while CIP was set (I7 timeout)
+ *   bit 28 CTL_QUIET    set by a --follow copier while mirrored, cleared by
+ *                       every write's begin: no write began since it looked
  *   bits 0..15          writes in flight to the region
  *
  * The region protocol (I4) is the pair ctl_copy_begin/ctl_copy_end on the
@@ -41,6 +43,7 @@ enum ctl_region_bits {
 	CTL_DIRTY = 1u << 31,
 	CTL_CIP = 1u << 30,
 	CTL_RACED = 1u << 29,
+	CTL_QUIET = 1u << 28,
 	CTL_INFLIGHT = 0xffffu,
 };
 

@@ -811,6 +811,44 @@ static void *copier_main(void *arg)
 	return NULL;
 }
 
+/* CTL_QUIET: set by the copier on a dirty region while mirrored, cleared by
+ * every write's begin (one region and a range), and no part of the region
+ * protocol: a copy of a quiet region with nothing in flight is clean. */
+static void test_quiet(void)
+{
+	struct ctl_params p;
+	struct ctl c;
+	char path[128];
+	uint64_t lo, hi;
+	int entry, rc;
+
+	scratch_path(path, sizeof(path), "quiet");
+	params_init(&p, 8);
+	if (ctl_create(&c, path, &p) < 0) {
+		ok(0, "ctl_create for the quiet checks");
+		return;
+	}
+	ctl_publish(&c, 1);
+	for (uint64_t r = 0; r < 4; r++)
+		atomic_fetch_or(ctl_region(&c, 0, r), CTL_DIRTY | CTL_QUIET);
+	rc = ctl_write_begin(&c, 0, 0, 0);
+	ok(rc == 0 && word(&c, 0, 0) == (CTL_DIRTY | 1),
+	   "write_begin on a quiet dirty region clears QUIET, keeps DIRTY (word %#x)", word(&c, 0, 0));
+	ctl_write_end(&c, 0, 0);
+	ctl_wbegin(&c, -1, 0, 1, 2, 0, &entry, &lo, &hi);
+	ok(word(&c, 0, 1) == (CTL_DIRTY | 1) && word(&c, 0, 2) == (CTL_DIRTY | 1) &&
+		   (word(&c, 0, 3) & CTL_QUIET) && lo > hi,
+	   "wbegin over regions 1-2 clears QUIET on both, region 3 keeps it; none was clean "
+	   "(words %#x %#x %#x)", word(&c, 0, 1), word(&c, 0, 2), word(&c, 0, 3));
+	ctl_wend(&c, -1, 0, 1, 2, entry);
+	rc = ctl_copy_begin(&c, 0, 3, 0);
+	rc = rc ? rc : ctl_copy_end(&c, 0, 3);
+	ok(rc == 1 && !(word(&c, 0, 3) & (CTL_DIRTY | CTL_CIP)),
+	   "a copy of a quiet region with nothing in flight is clean (rc %d, word %#x)", rc,
+	   word(&c, 0, 3));
+	ctl_detach(&c);
+}
+
 static void test_stress(void)
 {
 	static struct stress s; /* large; zeroed */
@@ -1065,6 +1103,7 @@ int main(void)
 	test_validate();
 	test_attach_corrupt();
 	test_protocol();
+	test_quiet();
 	test_stress();
 	test_procs();
 	test_path();
