@@ -105,8 +105,12 @@ static int read_segment(struct ingest *in, struct ingest_seg *sg, int fd)
 		return 0;
 	}
 	if (h.session_id != in->session_id) {
+		/* Another session's: a leftover once its writer is gone.  A live
+		 * one is never removed: it means this directory was replaced
+		 * under a copier of the old session, whose ingest would
+		 * otherwise delete the new session's segments. */
 		sg->new_off = sg->off;
-		sg->finished = true; /* another session's leftover */
+		sg->finished = !writer_alive(&h);
 		return 0;
 	}
 	alive = writer_alive(&h); /* before reading: a dead writer appends no more */

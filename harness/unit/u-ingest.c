@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "ctl.h"
@@ -38,11 +39,11 @@
 static char scratch[] = "/var/tmp/u-ingest.XXXXXX";
 
 /* A segment of this process with no record yet; its fd. */
-static int seg_create(const char *path)
+static int seg_create_of(const char *path, uint64_t session, pid_t pid)
 {
 	struct dlog_hdr h = { .magic = DLOG_MAGIC, .version = DLOG_VERSION,
-			      .hdr_size = DLOG_HDR_SIZE, .session_id = SESSION, .salt = SALT,
-			      .pid = getpid(), .start = ctl_proc_start(getpid()) };
+			      .hdr_size = DLOG_HDR_SIZE, .session_id = session, .salt = SALT,
+			      .pid = pid, .start = ctl_proc_start(pid) };
 	uint8_t buf[DLOG_HDR_SIZE];
 	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 
@@ -54,6 +55,11 @@ static int seg_create(const char *path)
 		return -1;
 	}
 	return fd;
+}
+
+static int seg_create(const char *path)
+{
+	return seg_create_of(path, SESSION, getpid());
 }
 
 /* Append n records from slot seq (1 is the first): pair 0, one region
@@ -112,6 +118,45 @@ static uint64_t allocated(int fd)
 	struct stat sb;
 
 	return fstat(fd, &sb) == 0 ? (uint64_t)sb.st_blocks * 512 : UINT64_MAX;
+}
+
+/*
+ * Segments of another session in the log directory: a leftover (its writer
+ * gone) is removed; one whose writer still runs is left alone, for it
+ * belongs to a session that replaced this one's directory under it.
+ */
+static void test_foreign(struct state *st, const char *logdir)
+{
+	char live[700], dead[700];
+	struct ingest in;
+	pid_t child;
+	long got;
+	int fd, status, rc;
+
+	child = fork();
+	if (child == 0)
+		_exit(0);
+	waitpid(child, &status, 0);
+	snprintf(live, sizeof(live), "%s/%d-1.seg", logdir, (int)getpid());
+	snprintf(dead, sizeof(dead), "%s/%d-2.seg", logdir, (int)child);
+	fd = seg_create_of(live, SESSION + 1, getpid());
+	rc = fd >= 0 ? seg_append(fd, 1, 10, 0) : -1;
+	if (fd >= 0)
+		close(fd);
+	fd = seg_create_of(dead, SESSION + 1, child);
+	rc = rc ? rc : fd >= 0 ? seg_append(fd, 1, 10, 0) : -1;
+	if (fd >= 0)
+		close(fd);
+	ok(rc == 0, "two segments of another session: one of this live process, one of an "
+	   "exited child");
+	ingest_init(&in, scratch);
+	got = checkpoint(&in, st);
+	ok(got == 0 && access(dead, F_OK) != 0 && access(live, F_OK) == 0,
+	   "  a checkpoint collects neither, removes the exited writer's and leaves the live "
+	   "writer's (%ld records, dead %s, live %s)", got, access(dead, F_OK) ? "gone" : "kept",
+	   access(live, F_OK) ? "gone" : "kept");
+	unlink(live);
+	ingest_release(&in);
 }
 
 int main(void)
@@ -210,6 +255,7 @@ int main(void)
 	ok(punched == (durable & ~(uint64_t)(DLOG_HDR_SIZE - 1)) - end,
 	   "  it punches only what the first left (%llu bytes)", (unsigned long long)punched);
 	ingest_release(&in2);
+	test_foreign(&st, logdir);
 close_fd:
 	ingest_release(&in);
 	close(fd);
