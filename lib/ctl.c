@@ -106,33 +106,31 @@ int ctl_lock_untracked(int fd)
 	return 0;
 }
 
-int ctl_lock_length(int fd, int type)
-{
-	struct flock fl = { .l_type = (short)type, .l_whence = SEEK_SET, .l_start = 2, .l_len = 1 };
-	struct timespec ts = { .tv_nsec = 50000 };
-
-	/* Polled, not F_OFD_SETLKW: a wait in the kernel is invisible to
-	 * tools that run one thread at a time (valgrind does not know the OFD
-	 * waiting command and would keep every other thread, the holders
-	 * included, from running).  Held exclusive only briefly or by a
-	 * commit; 50 us doubling to 10 ms between tries. */
-	while (fcntl(fd, F_OFD_SETLK, &fl) < 0) {
-		if (errno != EACCES && errno != EAGAIN && errno != EINTR)
-			return -errno;
-		nanosleep(&ts, NULL);
-		if (ts.tv_nsec < 10000000)
-			ts.tv_nsec *= 2;
-	}
-	return 0;
-}
-
 int ctl_lock_length_try(int fd, int type)
 {
 	struct flock fl = { .l_type = (short)type, .l_whence = SEEK_SET, .l_start = 2, .l_len = 1 };
 
 	if (fcntl(fd, F_OFD_SETLK, &fl) == 0)
 		return 0;
-	return errno == EACCES ? -EAGAIN : -errno;
+	return errno == EACCES || errno == EAGAIN || errno == EINTR ? -EAGAIN : -errno;
+}
+
+int ctl_lock_length(int fd, int type)
+{
+	struct timespec ts = { .tv_nsec = 50000 };
+	int rc;
+
+	/* Polled, not F_OFD_SETLKW: a wait in the kernel is invisible to
+	 * tools that run one thread at a time (valgrind does not know the OFD
+	 * waiting command and would keep every other thread, the holders
+	 * included, from running).  Held exclusive only briefly or by a
+	 * commit; 50 us doubling to 10 ms between tries. */
+	while ((rc = ctl_lock_length_try(fd, type)) == -EAGAIN) {
+		nanosleep(&ts, NULL);
+		if (ts.tv_nsec < 10000000)
+			ts.tv_nsec *= 2;
+	}
+	return rc;
 }
 
 int ctl_lock_untracked_drain(int fd, unsigned wait_ms)
@@ -464,40 +462,6 @@ int ctl_copy_end(struct ctl *c, uint32_t pair, uint64_t r)
 	return 1;
 }
 
-int ctl_write_begin(struct ctl *c, uint32_t pair, uint64_t r, uint64_t wait_us)
-{
-	_Atomic uint32_t *w = ctl_region(c, pair, r);
-	uint32_t old = atomic_load_explicit(w, memory_order_relaxed), add;
-	uint64_t deadline = 0;
-	unsigned spins = 0;
-
-	for (;;) {
-		add = 1;
-		if (old & CTL_CIP) {
-			uint64_t t = now_us();
-			if (deadline == 0)
-				deadline = t + wait_us;
-			if (t < deadline) {
-				backoff(&spins);
-				old = atomic_load_explicit(w, memory_order_relaxed);
-				continue;
-			}
-			add |= CTL_RACED; /* I7: go ahead, the copy will not count */
-		}
-		if ((old & CTL_INFLIGHT) == CTL_INFLIGHT) {
-			backoff(&spins); /* counter full: wait for one to finish */
-			old = atomic_load_explicit(w, memory_order_relaxed);
-			continue;
-		}
-		if (atomic_compare_exchange_weak_explicit(w, &old,
-							  ((old + 1) | (add & CTL_RACED)) &
-								  ~(uint32_t)CTL_QUIET,
-							  memory_order_acq_rel,
-							  memory_order_relaxed))
-			break;
-	}
-	return (old & CTL_DIRTY) ? 0 : 1;
-}
 
 void ctl_mark_dirty(struct ctl *c, uint32_t pair, uint64_t r)
 {
@@ -643,6 +607,15 @@ static uint32_t region_enter(_Atomic uint32_t *w, uint64_t wait_us, uint64_t *de
 							  memory_order_relaxed))
 			return old;
 	}
+}
+
+int ctl_write_begin(struct ctl *c, uint32_t pair, uint64_t r, uint64_t wait_us)
+{
+	uint64_t deadline = 0;
+	unsigned spins = 0;
+	uint32_t old = region_enter(ctl_region(c, pair, r), wait_us, &deadline, &spins);
+
+	return (old & CTL_DIRTY) ? 0 : 1;
 }
 
 static int journal_claim(struct ctl_proc *p)

@@ -91,6 +91,20 @@ static void params_init(struct ctl_params *p, uint64_t session_id)
 	}
 }
 
+/* A new block in the scratch directory under name, of params_init(id);
+ * a failure is one failed check naming what it was for.  0 or -1. */
+static int new_block(struct ctl *c, struct ctl_params *p, char *path, size_t len, const char *name,
+		     uint64_t id, const char *what)
+{
+	scratch_path(path, len, name);
+	params_init(p, id);
+	if (ctl_create(c, path, p) < 0) {
+		ok(0, "ctl_create for %s", what);
+		return -1;
+	}
+	return 0;
+}
+
 /* The string table holds want at (off, len). */
 static int strtab_is(const struct ctl *c, uint32_t off, uint32_t len, const char *want)
 {
@@ -341,12 +355,8 @@ static void test_validate(void)
 	int rc, nbad = 0;
 	size_t first_bad = 0;
 
-	scratch_path(path, sizeof(path), "validate");
-	params_init(&p, 7);
-	if (ctl_create(&c, path, &p) < 0) {
-		ok(0, "ctl_create for the validation checks");
+	if (new_block(&c, &p, path, sizeof(path), "validate", 7, "the validation checks") < 0)
 		return;
-	}
 	ctl_mark_dirty(&c, 0, 1);
 	ctl_publish(&c, 1);
 	len = c.map_size;
@@ -441,12 +451,8 @@ static void test_attach_corrupt(void)
 	size_t map_size;
 	int fd, rc;
 
-	scratch_path(path, sizeof(path), "corrupt");
-	params_init(&p, 9);
-	if (ctl_create(&c, path, &p) < 0) {
-		ok(0, "ctl_create for the corruption checks");
+	if (new_block(&c, &p, path, sizeof(path), "corrupt", 9, "the corruption checks") < 0)
 		return;
-	}
 	ctl_publish(&c, 1);
 	map_size = c.map_size;
 	ctl_detach(&c);
@@ -531,12 +537,8 @@ static void test_protocol(void)
 	pthread_t th;
 	int rc;
 
-	scratch_path(path, sizeof(path), "protocol");
-	params_init(&p, 11);
-	if (ctl_create(&c, path, &p) < 0) {
-		ok(0, "ctl_create for the protocol checks");
+	if (new_block(&c, &p, path, sizeof(path), "protocol", 11, "the protocol checks") < 0)
 		return;
-	}
 	ctl_publish(&c, 1);
 
 	/* write_begin tells a clean region from a dirty one */
@@ -822,12 +824,8 @@ static void test_quiet(void)
 	uint64_t lo, hi;
 	int entry, rc;
 
-	scratch_path(path, sizeof(path), "quiet");
-	params_init(&p, 8);
-	if (ctl_create(&c, path, &p) < 0) {
-		ok(0, "ctl_create for the quiet checks");
+	if (new_block(&c, &p, path, sizeof(path), "quiet", 8, "the quiet checks") < 0)
 		return;
-	}
 	ctl_publish(&c, 1);
 	for (uint64_t r = 0; r < 4; r++)
 		atomic_fetch_or(ctl_region(&c, 0, r), CTL_DIRTY | CTL_QUIET);
@@ -861,12 +859,8 @@ static void test_stress(void)
 	int copier_ok;
 	const char *quick = getenv("VOLMIG_TEST_QUICK");
 
-	scratch_path(path, sizeof(path), "stress");
-	params_init(&p, 13);
-	if (ctl_create(&c, path, &p) < 0) {
-		ok(0, "ctl_create for the stress test");
+	if (new_block(&c, &p, path, sizeof(path), "stress", 13, "the stress test") < 0)
 		return;
-	}
 	s.c = &c;
 	s.ops = (quick != NULL && *quick == '1') ? 5000 : 50000;
 	/* odd regions start dirty: as if written before the copier started */
@@ -954,12 +948,8 @@ static void test_procs(void)
 	int rc, pfd[2] = { -1, -1 }, status, n;
 	char ch;
 
-	scratch_path(path, sizeof(path), "procs");
-	params_init(&p, 17);
-	if (ctl_create(&c, path, &p) < 0) {
-		ok(0, "ctl_create for the process checks");
+	if (new_block(&c, &p, path, sizeof(path), "procs", 17, "the process checks") < 0)
 		return;
-	}
 	ctl_publish(&c, 1);
 	ok(ctl_live_procs(&c, 0) == 0, "no process registered: 0 live");
 
