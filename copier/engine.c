@@ -18,10 +18,11 @@
  * after its data is flushed, and a crash loses at most the work since the
  * last checkpoint (I6).
  *
- * Recopy accounting: before a bulk region is handed out, the pair's issued
- * high-water mark is written to STATE/progress.hint (no fsync: it must only
- * survive a process kill, and a lost hint only under-reports a statistic).
- * After a resume, bulk regions below it are counted as bytes_recopied.
+ * Recopy accounting: when the copying of a bulk item begins, the pair's
+ * high-water mark of begun regions is written to STATE/progress.hint (no
+ * fsync: it must only survive a process kill, and a lost hint only
+ * under-reports a statistic).  After a resume, bulk regions below it are
+ * counted as bytes_recopied.
  */
 #include "engine.h"
 
@@ -73,6 +74,7 @@ struct work {
 	uint32_t pair;
 	uint64_t first, n;
 	bool near_hole;            /* bulk: read without readahead (NORA_SPAN) */
+	double *begun;             /* the worker's slot in e->begun */
 };
 
 struct u64vec {
@@ -90,6 +92,8 @@ struct pair_rt {
 	uint64_t cap;               /* bytes tracked (sess_capacity) */
 	uint64_t nregions;
 	uint64_t bulk_next;         /* next bulk region to hand out */
+	uint64_t hint_end;          /* the highest bulk region end whose copying
+				       began, as written to progress.hint */
 	uint64_t recopy_limit;      /* bulk regions below it count as recopied */
 	uint64_t ext_from;          /* cached extent of a file source: */
 	uint64_t data_start, data_end; /* [ext_from, data_start) is a hole,
@@ -137,6 +141,9 @@ struct engine {
 	unsigned active;         /* workers holding an item */
 	double hold_at;          /* no new item from this time on until the
 				    next checkpoint commits (I6; engine_run) */
+	double *begun;           /* per worker, under mu: when the copying of
+				    its item began (item_begins), 0 for none */
+	_Atomic unsigned nbegun; /* slots handed to workers */
 
 	pthread_mutex_t rate_mu;
 	double rate_next;        /* when the next byte may be read */
@@ -289,8 +296,6 @@ static bool next_bulk(struct engine *e, uint32_t pi, struct work *w)
 	w->near_hole = w->kind == WORK_BULK && near_hole(e, p, r + n);
 	p->bulk_next = r + n;
 	region_map_set_range(&p->busy, r, n);
-	if (p->bulk_next > p->prog.hwm)
-		hint_write(e, pi, p->bulk_next);
 	return true;
 }
 
@@ -387,15 +392,43 @@ static bool next_work(struct engine *e, struct work *w)
 	return false;
 }
 
-/* Wait for the bandwidth limit to allow len more bytes.  A new limit (volmig
- * throttle) takes effect within 0.1 s, also for a thread already waiting. */
-static void rate_wait(struct engine *e, uint64_t len)
+/*
+ * The copying of item w begins, unless it began already (an item copied
+ * region by region).  Not while the hold is on: an item taken before the
+ * hold began and waiting for the bandwidth limit past it would otherwise
+ * copy unrecorded all the same (I6; engine_run).  The start is recorded
+ * for the next checkpoint's hold (checkpoint).  Caller does not hold mu.
+ */
+static void item_begins(struct engine *e, const struct work *w)
+{
+	struct pair_rt *p = &e->pairs[w->pair];
+
+	if (*w->begun != 0)
+		return; /* only this thread writes its slot */
+	pthread_mutex_lock(&e->mu);
+	while (!e->stop && mono_now() >= e->hold_at)
+		pthread_cond_wait(&e->work_cv, &e->mu);
+	*w->begun = mono_now();
+	if (w->kind != WORK_DIRTY && w->first + w->n > p->hint_end) {
+		p->hint_end = w->first + w->n;
+		if (p->hint_end > p->prog.hwm)
+			hint_write(e, w->pair, p->hint_end);
+	}
+	pthread_mutex_unlock(&e->mu);
+}
+
+/* Wait for the bandwidth limit to allow len more bytes of item w, whose
+ * copying then begins (item_begins).  A new limit (volmig throttle) takes
+ * effect within 0.1 s, also for a thread already waiting. */
+static void rate_wait(struct engine *e, const struct work *w, uint64_t len)
 {
 	uint64_t rate = current_rate(e);
 	double now, at;
 
-	if (rate == 0)
+	if (rate == 0) {
+		item_begins(e, w);
 		return;
+	}
 	pthread_mutex_lock(&e->rate_mu);
 	now = mono_now();
 	if (rate != e->rate_used) {
@@ -412,6 +445,7 @@ static void rate_wait(struct engine *e, uint64_t len)
 
 		nanosleep(&ts, NULL);
 	}
+	item_begins(e, w);
 }
 
 static bool all_zero(const void *buf, size_t len)
@@ -498,10 +532,11 @@ static ssize_t source_read(struct pair_rt *p, int fd, void *buf, uint64_t len, u
  * as zeros on the target, which a file target holds by not reaching that
  * far (it is cut back to the source's length after the copy).
  */
-static ssize_t copy_region(struct engine *e, uint32_t pi, uint64_t r, void *buf, int lock_fd,
-			   bool near_hole, bool *clean)
+static ssize_t copy_region(struct engine *e, const struct work *w, uint64_t r, void *buf,
+			   int lock_fd, bool *clean)
 {
 	bool hole = false, aligned;
+	uint32_t pi = w->pair;
 	struct pair_rt *p = &e->pairs[pi];
 	uint64_t off = r << e->shift, len = region_len(e, p, r), got;
 	ssize_t n;
@@ -510,7 +545,7 @@ static ssize_t copy_region(struct engine *e, uint32_t pi, uint64_t r, void *buf,
 	*clean = false;
 	/* wait for the bandwidth limit before claiming the region, so that
 	 * writes to it are never held back by the limit */
-	rate_wait(e, len);
+	rate_wait(e, w, len);
 	rc = ctl_lock_length(lock_fd, F_RDLCK);
 	if (rc < 0) {
 		log_err("cannot take the target lock of %s: %s", e->dir, strerror(-rc));
@@ -521,7 +556,7 @@ static ssize_t copy_region(struct engine *e, uint32_t pi, uint64_t r, void *buf,
 		return 0; /* writes did not drain: stays dirty, retried later */
 	}
 	aligned = (len % DIRECT_ALIGN) == 0;
-	if (near_hole)
+	if (w->near_hole)
 		n = source_read(p, p->src_nora_fd, buf, len, off);
 	else
 		n = source_read(p, aligned ? p->src_fd : p->src_buf_fd, buf, len, off);
@@ -604,7 +639,7 @@ static int copy_run(struct engine *e, const struct work *w, char *buf, int lock_
 		clean[i] = claimed[i] = false;
 		bytes[i] = 0;
 	}
-	rate_wait(e, len);
+	rate_wait(e, w, len);
 	rc = ctl_lock_length(lock_fd, F_RDLCK);
 	if (rc < 0) {
 		log_err("cannot take the target lock of %s: %s", e->dir, strerror(-rc));
@@ -794,6 +829,7 @@ static void copy_holes(struct engine *e, const struct work *w, void *buf, int lo
 
 	if (end > p->cap)
 		end = p->cap;
+	item_begins(e, w);
 	rc = ctl_lock_length(lock_fd, F_RDLCK);
 	if (rc < 0 || held_off(e)) {
 		if (rc < 0)
@@ -855,7 +891,7 @@ static void copy_each(struct engine *e, const struct work *w, void *buf, int loc
 {
 	for (uint64_t r = w->first; r < w->first + w->n; r++) {
 		bool clean;
-		ssize_t n = copy_region(e, w->pair, r, buf, lock_fd, w->near_hole, &clean);
+		ssize_t n = copy_region(e, w, r, buf, lock_fd, &clean);
 
 		pthread_mutex_lock(&e->mu);
 		if (n < 0) {
@@ -899,6 +935,7 @@ static void *worker(void *arg)
 	struct engine *e = arg;
 	void *buf = NULL;
 	int lock_fd = ctl_lock_open(e->dir); /* this thread's own: see copy_region */
+	double *begun = &e->begun[atomic_fetch_add(&e->nbegun, 1)];
 	bool idle = false;
 
 	if (lock_fd < 0 ||
@@ -935,12 +972,14 @@ static void *worker(void *arg)
 		}
 		idle = false;
 		e->active++;
+		w.begun = begun;
 		pthread_mutex_unlock(&e->mu);
 		if (w.kind == WORK_HOLE)
 			copy_holes(e, &w, buf, lock_fd);
 		else if (w.n == 1 || !run_done(e, &w, buf, lock_fd))
 			copy_each(e, &w, buf, lock_fd);
 		pthread_mutex_lock(&e->mu);
+		*begun = 0;
 		e->active--;
 		pthread_cond_signal(&e->main_cv);
 	}
@@ -1081,11 +1120,6 @@ static void ingest_apply(struct engine *e)
 }
 
 /*
- * One checkpoint (I3): ingest the dirty log, snapshot, flush targets,
- * commit.  On failure the snapshot is put back so nothing is lost from
- * memory either.  Returns 0 or -errno (reported).
- */
-/*
  * The sizes of file sources, at each checkpoint: one past its capacity
  * stops the migration (recorded; the copier exits); a file target longer
  * than its source is cut back.  0 or -errno (reported).
@@ -1113,10 +1147,21 @@ static int check_sizes(struct engine *e)
 	return 0;
 }
 
-static int checkpoint(struct engine *e, bool *changed_out)
+/*
+ * One checkpoint (I3): ingest the dirty log, snapshot, flush targets,
+ * commit.  On failure the snapshot is put back so nothing is lost from
+ * memory either.  Returns 0 or -errno (reported).
+ *
+ * *since is when the copying this checkpoint leaves unrecorded began: the
+ * snapshot's time, or earlier when bulk regions done past a cursor wait
+ * for one still in flight (a cursor records only what is done below it),
+ * the start of the oldest item in flight.  Copying begun after *since
+ * is lost to a kill until the next checkpoint commits (the hold, I6).
+ */
+static int checkpoint(struct engine *e, double *since)
 {
 	struct ckpt c = { .e = e };
-	bool changed = false;
+	bool changed = false, ahead = false;
 	int rc;
 
 	/* writers that died mid-write hold in-flight counts: take them back */
@@ -1163,9 +1208,16 @@ static int checkpoint(struct engine *e, bool *changed_out)
 		if (np->cursor != p->prog.cursor || p->pend_copied || c.add[i].n || c.del[i].n ||
 		    p->prog_dirty)
 			changed = true;
+		/* every region below the cursor is done (engine_run) */
+		if (p->done.count > np->cursor)
+			ahead = true;
 		p->pend_copied = 0;
 		p->pend_recopied = 0;
 	}
+	*since = mono_now();
+	for (unsigned k = 0; ahead && k < e->o->threads; k++)
+		if (e->begun[k] > 0 && e->begun[k] < *since)
+			*since = e->begun[k];
 	pthread_mutex_unlock(&e->mu);
 	if (rc < 0) {
 		log_err("checkpoint: %s", strerror(-rc));
@@ -1227,8 +1279,6 @@ out:
 		free(c.add[i].v);
 		free(c.del[i].v);
 	}
-	if (changed_out)
-		*changed_out = changed;
 	return rc;
 }
 
@@ -1446,6 +1496,7 @@ static int synced_txn(struct state *st, DB_TXN *txn, void *arg)
 
 static void engine_release(struct engine *e)
 {
+	free(e->begun);
 	if (e->pairs != NULL) {
 		for (uint32_t i = 0; i < e->npairs; i++) {
 			struct pair_rt *p = &e->pairs[i];
@@ -1597,6 +1648,7 @@ int engine_run(const char *dir, struct state *st, struct sess *s, const struct e
 	unsigned nthreads = 0;
 	bool tty = isatty(STDERR_FILENO), resume;
 	double last_ckpt, last_dur = 0, last_prog, rate_t, interval = (double)o->checkpoint_us / 1e6;
+	double hold_from;
 	uint64_t rate_b = 0;
 	unsigned passes_at_sync = 0;
 	bool backlog = true; /* the first checkpoint reads what was logged before */
@@ -1642,9 +1694,11 @@ int engine_run(const char *dir, struct state *st, struct sess *s, const struct e
 	sigaction(SIGTERM, &sa, &old_term);
 
 	/* before the workers start: the copy's start is its first snapshot */
-	e.hold_at = mono_now() + interval;
+	hold_from = mono_now();
+	e.hold_at = hold_from + interval;
 	threads = calloc(o->threads, sizeof(*threads));
-	if (threads == NULL) {
+	e.begun = calloc(o->threads, sizeof(*e.begun));
+	if (threads == NULL || e.begun == NULL) {
 		rc = -ENOMEM;
 		goto out_sig;
 	}
@@ -1668,13 +1722,21 @@ int engine_run(const char *dir, struct state *st, struct sess *s, const struct e
 	for (;;) {
 		struct timespec ts;
 		bool finished, drained, stop;
-		double now;
+		double now, since;
 
-		/* Work copied after a checkpoint's snapshot is at risk until the
-		 * next checkpoint commits; taking each snapshot early by the last
-		 * checkpoint's duration keeps that window within one interval
-		 * (I6: a kill redoes at most one interval of copying). */
-		double due = last_ckpt + interval - last_dur, wait = due - mono_now();
+		/* Copying the last committed checkpoint left unrecorded (since
+		 * hold_from) is at risk until the next checkpoint commits; taking
+		 * each snapshot early by the last checkpoint's duration keeps
+		 * that window within one interval (I6: a kill redoes at most one
+		 * interval of copying), and the hold (hold_at) from being reached
+		 * in a steady copy.  While one I/O stalls the cursor, hold_from
+		 * stays put: then a checkpoint every quarter interval, which
+		 * moves the hold on soon after the stall ends. */
+		double due = hold_from + interval - last_dur, wait;
+
+		if (due < last_ckpt + interval / 4)
+			due = last_ckpt + interval / 4;
+		wait = due - mono_now();
 
 		if (wait > 0.05)
 			wait = 0.05;
@@ -1719,8 +1781,7 @@ int engine_run(const char *dir, struct state *st, struct sess *s, const struct e
 		now = mono_now();
 		/* a checkpoint records the finished bulk pass before synced is,
 		 * and the last work before an exit */
-		if (stop || (finished && (s->state == SESS_COPYING || drained)) ||
-		    now >= last_ckpt + interval - last_dur) {
+		if (stop || (finished && (s->state == SESS_COPYING || drained)) || now >= due) {
 			if (stop) {
 				/* let workers finish their items before the last checkpoint */
 				pthread_mutex_lock(&e.mu);
@@ -1728,20 +1789,26 @@ int engine_run(const char *dir, struct state *st, struct sess *s, const struct e
 					pthread_cond_wait(&e.main_cv, &e.mu);
 				pthread_mutex_unlock(&e.mu);
 			}
-			rc = checkpoint(&e, NULL);
+			since = now;
+			rc = checkpoint(&e, &since);
 			last_dur = mono_now() - now;
 			if (last_dur > interval)
 				last_dur = interval;
 			last_ckpt = now;
-			/* I6: work done after the snapshot of the last committed
-			 * checkpoint is at risk.  Once that is an interval old,
-			 * workers take no new item until the next checkpoint
-			 * commits: a flush that overruns its interval (a target
-			 * slower than the page cache the copy fills) would
-			 * otherwise let copying run on unrecorded. */
+			/* I6: copying begun after the last committed checkpoint
+			 * left it unrecorded (since) is at risk.  Once that is an
+			 * interval old, workers take no new item until the next
+			 * checkpoint commits: a flush that overruns its interval
+			 * (a target slower than the page cache the copy fills)
+			 * would otherwise let copying run on unrecorded, and so
+			 * would a bulk I/O that stalls while the others go on
+			 * (what they copy past it is recorded only once it is
+			 * done). */
 			pthread_mutex_lock(&e.mu);
-			if (rc == 0)
-				e.hold_at = now + interval;
+			if (rc == 0) {
+				hold_from = since < now ? since : now;
+				e.hold_at = hold_from + interval;
+			}
 			pthread_cond_broadcast(&e.work_cv);
 			pthread_mutex_unlock(&e.mu);
 			if (rc < 0 || stop)

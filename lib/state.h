@@ -67,8 +67,8 @@ struct state_progress {
 	uint64_t cursor;         /* regions below it were copied and flushed (I3) */
 	uint64_t bytes_copied;   /* bytes written to the target, checkpointed */
 	uint64_t bytes_recopied; /* of those, bytes copied again after a resume */
-	uint64_t hwm;            /* highest region end the copier had issued, as
-				    far as it was known at the last resume */
+	uint64_t hwm;            /* highest region end whose copying had begun,
+				    as far as it was known at the last resume */
 };
 
 struct state_totals {

@@ -36,7 +36,41 @@ note "copied again after the kill: $again bytes (bound $bound; without the hold 
 ok_if "copied again: at most one interval's copying and the I/Os in flight ($again <= $bound)" \
 	test "$again" -le "$bound"
 
-# 2. Every target flush overruns the interval (300 ms against 0.1 s): the
+# 2. Bulk writes stall while other threads go on.
+#    a. One write stalls 1 s.  What the others copy past it is recorded
+#       only once it is done (a cursor records what is done below it), so
+#       the checkpoints that commit meanwhile record nothing, and copying
+#       begun since the stalled write began is at risk.  The hold counts
+#       from that start; counted from each checkpoint's own snapshot, it
+#       let copying run on for the whole stall (8 to 12 MiB at the kill).
+#    b. The first four writes stall 0.5 s each and end together: each
+#       thread then takes a new item, taken before the hold but let through
+#       by the bandwidth limit only after it.  Such an item does not begin
+#       until the next checkpoint commits; begun all the same, 7 MiB.
+#    The first flush after the stall is delayed 4 s, and the copier is
+#    killed right after it.
+for stall in "delay=1000,count=1" "delay=500,count=4"; do
+	ms=${stall#delay=} ms=${ms%%,*} d=st-$ms
+	rm -f stall.tgt
+	make_random stall.src 64
+	ok_if "setup of a 64 MiB pair" $VOLMIG setup -s $d --source stall.src --target stall.tgt
+	VOLMIG_FAULT="path=stall.tgt,op=write,$stall;path=stall.tgt,call=fdatasync,delay=4000,count=1" \
+		VOLMIG_FAULT_LOG=1 LD_PRELOAD="$FAULTIO" VOLMIG_CRASH=copier.target-flush.after:1 \
+		$CV sync -s $d --rate $rate --threads $threads --checkpoint-interval $iv \
+		--progress-interval 0 2>sync3.err
+	rc=$?
+	ok_if "target writes stalled ($stall)" grep -q "faultio: $ms ms delay on write to .*stall.tgt" sync3.err
+	ok_if "the copier was killed right after the delayed flush (exit $rc)" \
+		sh -c "[ $rc -eq 137 ] && grep -q 'crash point copier.target-flush.after hit 1' sync3.err"
+	ok_if "the restarted sync exits 0" $VOLMIG sync -s $d --progress-interval 0
+	ok_if "the target is identical" cmp -s stall.src stall.tgt
+	again=$(status_field $d bytes_recopied)
+	note "copied again after the kill: $again bytes (bound $bound)"
+	ok_if "copied again: at most one interval's copying and the I/Os in flight ($again <= $bound)" \
+		test "$again" -le "$bound"
+done
+
+# 3. Every target flush overruns the interval (300 ms against 0.1 s): the
 #    workers are held during each, and the copy still ends, identical.
 make_random slow.src 32
 ok_if "setup of a 32 MiB pair" $VOLMIG setup -s st2 --source slow.src --target slow.tgt
