@@ -1059,7 +1059,11 @@ static void trim_log(struct engine *e)
  * the durable offsets it reads the segments from, and records its own
  * offsets (which may be lower than this copier's) only together with the
  * committed state, after which nothing reads the log.  So no reader ever
- * starts inside a punched part.  Caller does not hold mu.
+ * starts inside a punched part.  Each guard is enough alone: a commit
+ * raises its barrier (held_off) before it takes the lock, and this copier
+ * punches only up to offsets it committed before it looked at the
+ * barrier, so a commit that loads the offsets after that finds them at or
+ * past the punch.  Caller does not hold mu.
  */
 static void trim_segments(struct engine *e)
 {
