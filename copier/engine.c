@@ -1124,6 +1124,26 @@ static void ingest_apply(struct engine *e)
 }
 
 /*
+ * Does dir/lock no longer name the lock file this copier holds?  Then its
+ * state directory was removed, and maybe set up again for a new session: a
+ * copier that went on would copy for a session that is gone, onto targets
+ * the new one may use, outside its control block's region protocol (I4),
+ * and read its dirty log.  Any other failure of stat says nothing of it.
+ */
+static bool dir_replaced(const struct engine *e)
+{
+	char path[4200];
+	struct stat held, named;
+
+	if (e->o->lock_fd < 0 || fstat(e->o->lock_fd, &held) < 0 ||
+	    snprintf(path, sizeof(path), "%s/lock", e->dir) >= (int)sizeof(path))
+		return false;
+	if (stat(path, &named) < 0)
+		return errno == ENOENT || errno == ENOTDIR;
+	return named.st_dev != held.st_dev || named.st_ino != held.st_ino;
+}
+
+/*
  * The sizes of file sources, at each checkpoint: one past its capacity
  * stops the migration (recorded; the copier exits); a file target longer
  * than its source is cut back.  0 or -errno (reported).
@@ -1167,6 +1187,15 @@ static int checkpoint(struct engine *e, double *since)
 	struct ckpt c = { .e = e };
 	bool changed = false, ahead = false;
 	int rc;
+
+	if (dir_replaced(e)) {
+		log_err("state directory %s was removed or set up again while this copier ran: "
+			"its session is gone, and the copier stops", e->dir);
+		pthread_mutex_lock(&e->mu);
+		fail_locked(e, -ESTALE);
+		pthread_mutex_unlock(&e->mu);
+		return -ESTALE;
+	}
 
 	/* writers that died mid-write hold in-flight counts: take them back */
 	e->repaired = ctl_repair_dead(&e->ctl) != 0;

@@ -23,12 +23,16 @@ struct engine_opts {
 	uint64_t checkpoint_us;  /* checkpoint interval */
 	bool follow;             /* keep draining after synced */
 	double progress_every;   /* seconds between progress lines off a tty */
+	int lock_fd;             /* STATE/lock, held by the caller (-1: none) */
 };
 
 /*
  * Copy until the session is synced (and with follow, until it is committed
  * or aborted).  dir is the state directory, st its open store, s the session
- * record as read (its state is updated as the engine moves it).
+ * record as read (its state is updated as the engine moves it).  Each
+ * checkpoint first checks that dir/lock still names o->lock_fd's file: a
+ * state directory removed, or set up again, under the copier stops it
+ * (-ESTALE).
  *
  * Returns 0 when synced (or, with follow, finished); -EINTR when stopped by
  * SIGINT/SIGTERM after a final checkpoint; -ECANCELED when the session was

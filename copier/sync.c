@@ -52,7 +52,7 @@ int cmd_sync(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct engine_opts eo = {
-		.threads = 4, .checkpoint_us = 1000000, .progress_every = 5.0,
+		.threads = 4, .checkpoint_us = 1000000, .progress_every = 5.0, .lock_fd = -1,
 	};
 	struct session_lock lock = { .fd = -1 };
 	const char *dir_arg = NULL, *dir;
@@ -143,6 +143,7 @@ int cmd_sync(int argc, char **argv)
 			 sess_state_name(s.state));
 	if (session_check_pairs(dir, &st, &s) < 0)
 		goto out;
+	eo.lock_fd = lock.fd;
 	rc = engine_run(dir, &st, &s, &eo);
 	if (rc == 0) {
 		log_info("session %s is %s", dir, sess_state_name(s.state));

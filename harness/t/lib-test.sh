@@ -189,6 +189,26 @@ spawn() {
 	printf -v "$var" '%s' "$_sp_pid"
 }
 
+# wait_exit PID SECONDS: wait up to SECONDS for the spawned PID to exit and
+# set exit_rc to its exit status, or to "running" when it did not (it is
+# then SIGKILLed, by its pid).  Not in a command substitution: only this
+# shell can wait for its children.
+wait_exit() {
+	local pid=$1
+	for _ in $(seq $(($2 * 20))); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		kill -KILL "$pid"
+		wait "$pid" 2>/dev/null
+		exit_rc=running
+		return
+	fi
+	wait "$pid"
+	exit_rc=$?
+}
+
 loop_attach() {
 	local var=$1 file=$2 _la_dev
 	_la_dev=$(losetup --find --show "$file" 2>/dev/null) || return 1

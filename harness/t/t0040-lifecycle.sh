@@ -116,16 +116,8 @@ kill -0 "$wpid" 2>/dev/null && ok "the writer kept running through commit" ||
 sum2=$(sha "$src")
 [ "$sum1" = "$sum2" ] && ok "after commit the source no longer changes while the program writes" ||
 	not_ok "the source changed after commit"
-for _ in $(seq 200); do kill -0 "$cpid" 2>/dev/null || break; sleep 0.05; done
-if kill -0 "$cpid" 2>/dev/null; then
-	not_ok "sync --follow still runs 10 s after the commit"
-	kill -KILL "$cpid"
-	wait "$cpid" 2>/dev/null
-else
-	wait "$cpid"
-	rc=$?
-	[ "$rc" -eq 0 ] && ok "sync --follow ends by itself after commit" || not_ok "sync --follow exited $rc"
-fi
+wait_exit "$cpid" 10
+ok_if "sync --follow ends by itself after commit, exit 0 ($exit_rc)" test "$exit_rc" = 0
 kill -TERM "$ppid" 2>/dev/null
 wait "$ppid" 2>/dev/null
 kill_writer no
