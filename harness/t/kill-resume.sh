@@ -65,8 +65,9 @@ kill_resume() {
 	[ "$state" = synced ] && ok "state is synced" || not_ok "state is synced (got $state)"
 	[ "$copied" -eq $((size_mib * 1048576)) ] && ok "bytes_copied equals the volume size" ||
 		not_ok "bytes_copied $copied, want $((size_mib * 1048576))"
-	[ "$recopied" -gt 0 ] && ok "bytes_recopied counts work redone after kills" ||
-		not_ok "bytes_recopied is 0 after $kills kills mid-copy"
+	# No "> 0" here: a kill that came when every item begun was recorded
+	# redoes nothing (bytes_recopied counts items whose copying began);
+	# t0058 checks that a kill after unrecorded copying counts it.
 	[ "$recopied" -le "$bound" ] && ok "bytes_recopied $recopied <= $bound" ||
 		not_ok "bytes_recopied $recopied exceeds kills x (interval data + batch) = $bound"
 	# a restart killed before it recorded its start is not a resume; a

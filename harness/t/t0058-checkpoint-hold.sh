@@ -33,6 +33,8 @@ again=$(status_field st bytes_recopied)
 run=$(copy_run_bytes $MIB $rate)
 bound=$(awk -v r=$rate -v i=$iv -v t=$threads -v b=$run 'BEGIN { printf "%.0f", r * i + (t + 1) * b }')
 note "copied again after the kill: $again bytes (bound $bound; without the hold about 30 MiB)"
+# what the first checkpoint's snapshot found copied was never recorded
+ok_if "bytes_recopied counts the copying the kill lost ($again > 0)" test "$again" -gt 0
 ok_if "copied again: at most one interval's copying and the I/Os in flight ($again <= $bound)" \
 	test "$again" -le "$bound"
 
