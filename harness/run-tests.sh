@@ -7,12 +7,19 @@
 # Environment: T=PATTERN runs only tests whose name matches the shell
 # pattern (several: PAT1|PAT2); TEST_PREFIX wraps every test binary (valgrind, strace);
 # VOLMIG_TEST_QUICK=1 runs the quick subset of the scenarios.
-# Each test's output is kept in BUILD_DIR/test-logs/NAME.log.
+# Each test's output is kept in BUILD_DIR/test-logs/NAME.log.  Runs on one
+# BUILD_DIR take turns (a lock file there): a second run would remove the
+# first one's logs under it, and a test whose log is gone counts as failed.
 set -u
 B=${1:?usage: run-tests.sh BUILD_DIR}
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top" || exit 2
 logs="$B/test-logs"
+mkdir -p "$B" && exec 9>"$B/.run-tests.lock" || exit 2
+if ! flock -n 9; then
+	echo "run-tests.sh: another run on $B is under way; waiting for it to end" >&2
+	flock 9 || exit 2
+fi
 rm -rf "$logs"
 mkdir -p "$logs"
 export VOLMIG_BUILD="$top/$B"
@@ -39,6 +46,10 @@ run_one() { # name, command...
 	p=$(grep -cE '^ok [0-9]+' "$log" | head -1)
 	s=$(grep -cE '^ok [0-9]+ # (SKIP|skip)' "$log" | head -1)
 	f=$(grep -cE '^not ok [0-9]+' "$log" | head -1)
+	if [ ! -r "$log" ]; then
+		p=0 s=0 f=1 # its checks cannot be counted
+		echo "not ok - $name: its log $log is gone" >&2
+	fi
 	p=$((p - s))
 	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
 		f=1 # died or exited non-zero without saying which check failed
