@@ -339,6 +339,12 @@ static int commit_copy(struct ctl *c, const struct sess *s, struct commit_vol *v
 		if (tgt_file)
 			put = got;
 		rc = io_pwrite_full(v[p].tgt, buf, (size_t)put, off);
+		/* start writeback now (no wait): the flush before the commit's
+		 * record then finds less left, and the writes held back meanwhile
+		 * wait less for the disk */
+		if (rc == 0)
+			(void)sync_file_range(v[p].tgt, (off64_t)off, (off64_t)put,
+					      SYNC_FILE_RANGE_WRITE);
 	}
 	if (rc == 0 && put < len)
 		rc = tgt_zero(v[p].tgt, tgt_file, off + put, len - put, buf, (size_t)rs);
