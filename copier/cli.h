@@ -70,6 +70,9 @@ struct session_lock {
 int session_lock_take(struct session_lock *l, const char *dir, int *holder);
 /* Pid of the process holding the lock, 0 when none. */
 int session_lock_holder(const char *dir);
+/* True when dir's lock file is no longer the file open as fd (removed, or
+ * the directory set up again); any other failure of stat says nothing. */
+bool session_lock_lost(int fd, const char *dir);
 void session_lock_release(struct session_lock *l);
 
 /*

@@ -93,7 +93,8 @@ struct pair_rt {
 	uint64_t nregions;
 	uint64_t bulk_next;         /* next bulk region to hand out */
 	uint64_t hint_end;          /* the highest bulk region end whose copying
-				       began, as written to progress.hint */
+				       began, as in progress.hint (at start:
+				       prog.hwm; under mu) */
 	uint64_t recopy_limit;      /* bulk regions below it count as recopied */
 	uint64_t ext_from;          /* cached extent of a file source: */
 	uint64_t data_start, data_end; /* [ext_from, data_start) is a hole,
@@ -111,7 +112,7 @@ struct pair_rt {
 				       (region, bytes) pairs, counted by the
 				       checkpoint whose cursor passes them (a
 				       kill before it redoes them) */
-	struct state_progress prog; /* as last committed */
+	struct state_progress prog; /* as last committed (main thread only) */
 	bool prog_dirty;            /* prog.hwm changed, not yet committed */
 };
 
@@ -411,8 +412,7 @@ static void item_begins(struct engine *e, const struct work *w)
 	*w->begun = mono_now();
 	if (w->kind != WORK_DIRTY && w->first + w->n > p->hint_end) {
 		p->hint_end = w->first + w->n;
-		if (p->hint_end > p->prog.hwm)
-			hint_write(e, w->pair, p->hint_end);
+		hint_write(e, w->pair, p->hint_end);
 	}
 	pthread_mutex_unlock(&e->mu);
 }
@@ -1124,26 +1124,6 @@ static void ingest_apply(struct engine *e)
 }
 
 /*
- * Does dir/lock no longer name the lock file this copier holds?  Then its
- * state directory was removed, and maybe set up again for a new session: a
- * copier that went on would copy for a session that is gone, onto targets
- * the new one may use, outside its control block's region protocol (I4),
- * and read its dirty log.  Any other failure of stat says nothing of it.
- */
-static bool dir_replaced(const struct engine *e)
-{
-	char path[4200];
-	struct stat held, named;
-
-	if (e->o->lock_fd < 0 || fstat(e->o->lock_fd, &held) < 0 ||
-	    snprintf(path, sizeof(path), "%s/lock", e->dir) >= (int)sizeof(path))
-		return false;
-	if (stat(path, &named) < 0)
-		return errno == ENOENT || errno == ENOTDIR;
-	return named.st_dev != held.st_dev || named.st_ino != held.st_ino;
-}
-
-/*
  * The sizes of file sources, at each checkpoint: one past its capacity
  * stops the migration (recorded; the copier exits); a file target longer
  * than its source is cut back.  0 or -errno (reported).
@@ -1188,7 +1168,11 @@ static int checkpoint(struct engine *e, double *since)
 	bool changed = false, ahead = false;
 	int rc;
 
-	if (dir_replaced(e)) {
+	/* A state directory removed (maybe set up again for a new session)
+	 * under this copier: going on, it would copy for a session that is
+	 * gone, onto targets the new one may use, outside its control block's
+	 * region protocol (I4), and read its dirty log. */
+	if (session_lock_lost(e->o->lock_fd, e->dir)) {
 		log_err("state directory %s was removed or set up again while this copier ran: "
 			"its session is gone, and the copier stops", e->dir);
 		pthread_mutex_lock(&e->mu);
@@ -1279,12 +1263,10 @@ static int checkpoint(struct engine *e, double *since)
 			report_errno("cannot record progress in", e->dir, rc);
 	}
 	if (rc == 0) {
-		pthread_mutex_lock(&e->mu); /* workers read prog.hwm under mu */
 		for (uint32_t i = 0; i < e->npairs; i++) {
 			e->pairs[i].prog = c.prog[i];
 			e->pairs[i].prog_dirty = false;
 		}
-		pthread_mutex_unlock(&e->mu);
 		e->state_seen = c.state_seen;
 		ingest_done(&e->in);
 		if (c.state_seen == SESS_ABORTED)
@@ -1631,7 +1613,7 @@ static int engine_prepare(struct engine *e)
 		}
 		region_map_set_range(&p->done, 0, p->prog.cursor);
 		p->bulk_next = p->prog.cursor;
-		p->recopy_limit = p->prog.hwm;
+		p->recopy_limit = p->hint_end = p->prog.hwm;
 		/* the durable dirty set is already durable: nothing to add */
 	}
 	rc = session_ctl_open(e->dir, e->st, e->s, true, &e->ctl, &e->ctl_lock);

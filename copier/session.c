@@ -112,6 +112,18 @@ int session_lock_holder(const char *dir)
 	return pid;
 }
 
+bool session_lock_lost(int fd, const char *dir)
+{
+	char path[4200];
+	struct stat held, named;
+
+	if (fd < 0 || fstat(fd, &held) < 0 || lock_path(dir, path, sizeof(path)) < 0)
+		return false;
+	if (stat(path, &named) < 0)
+		return errno == ENOENT || errno == ENOTDIR;
+	return named.st_dev != held.st_dev || named.st_ino != held.st_ino;
+}
+
 void session_lock_release(struct session_lock *l)
 {
 	if (l->fd >= 0) {
