@@ -315,9 +315,13 @@ struct commit_vol {
 
 /* Copy region r of pair p through the region protocol.  1 copied clean, 0
  * still dirty (a write went ahead), -errno.  Past a file source's end the
- * target reads as zeros (a file target is not written there). */
+ * target reads as zeros (a file target is not written there).  held: the
+ * region is dirty in durable state until the commit records (it was dirty
+ * when the commit began), so it stays marked dirty after a clean copy: a
+ * write held at the barrier then goes on with no dirty-log record, whose
+ * flush would wait behind the commit's writeback. */
 static int commit_copy(struct ctl *c, const struct sess *s, struct commit_vol *v, uint32_t p,
-		       uint64_t r, void *buf)
+		       uint64_t r, void *buf, bool held)
 {
 	const struct sess_pair *sp = &s->pairs[p];
 	uint64_t rs = UINT64_C(1) << s->region_shift, off = r << s->region_shift;
@@ -355,7 +359,7 @@ static int commit_copy(struct ctl *c, const struct sess *s, struct commit_vol *v
 			(unsigned long long)len, (unsigned long long)off, strerror(-rc));
 		return rc;
 	}
-	return ctl_copy_end(c, p, r);
+	return held ? ctl_copy_end_held(c, p, r) : ctl_copy_end(c, p, r);
 }
 
 /*
@@ -416,7 +420,7 @@ static int commit_run(const char *dir, struct state *st, struct sess *s)
 	uint64_t copied = 0, left = 0;
 	void *buf = NULL;
 	int lock_fd = -1, rc, passes = 0;
-	bool recorded = false;
+	bool recorded = false, lengths_added = false;
 
 	for (uint32_t i = 0; i < s->npairs; i++)
 		v[i].src = v[i].tgt = -1;
@@ -503,7 +507,7 @@ again:
 		for (uint32_t i = 0; i < s->npairs; i++) {
 			for (uint64_t r = region_map_next_set(&todo[i], 0); r < todo[i].nbits;
 			     r = region_map_next_set(&todo[i], r + 1)) {
-				rc = commit_copy(&c, s, v, i, r, buf);
+				rc = commit_copy(&c, s, v, i, r, buf, !lengths_added);
 				if (rc < 0)
 					goto rollback;
 				if (rc == 1) { /* copied with no write racing it */
@@ -526,6 +530,7 @@ again:
 		goto rollback;
 	if (rc > 0) {
 		left = (uint64_t)rc;
+		lengths_added = true;
 		goto again;
 	}
 	for (uint32_t i = 0; i < s->npairs; i++) {

@@ -462,6 +462,17 @@ int ctl_copy_end(struct ctl *c, uint32_t pair, uint64_t r)
 	return 1;
 }
 
+int ctl_copy_end_held(struct ctl *c, uint32_t pair, uint64_t r)
+{
+	_Atomic uint32_t *w = ctl_region(c, pair, r);
+	uint32_t old = atomic_load_explicit(w, memory_order_relaxed);
+
+	while (!atomic_compare_exchange_weak_explicit(
+		w, &old, (old & ~(uint32_t)(CTL_CIP | CTL_RACED)) | CTL_DIRTY, memory_order_acq_rel,
+		memory_order_relaxed))
+		;
+	return (old & (CTL_RACED | CTL_DIRTY | CTL_INFLIGHT)) ? 0 : 1;
+}
 
 void ctl_mark_dirty(struct ctl *c, uint32_t pair, uint64_t r)
 {

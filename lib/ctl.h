@@ -257,6 +257,14 @@ int ctl_copy_begin(struct ctl *c, uint32_t pair, uint64_t r, uint64_t wait_us);
 int ctl_copy_end(struct ctl *c, uint32_t pair, uint64_t r);
 
 /*
+ * Commit: as ctl_copy_end, but the region stays marked dirty either way, in
+ * the same step that clears CIP.  For a region that is dirty in durable
+ * state until the caller records it clean: a write after the copy then
+ * needs no dirty-log record of its own.
+ */
+int ctl_copy_end_held(struct ctl *c, uint32_t pair, uint64_t r);
+
+/*
  * Shim: a write to region r is about to be issued.  Waits up to wait_us
  * while the copier holds CIP (I7: never longer), then counts the write in
  * flight.  Returns 1 when the region was clean, so the caller must make its

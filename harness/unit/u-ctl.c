@@ -691,6 +691,61 @@ static void test_protocol(void)
 	ctl_detach(&c);
 }
 
+/* The commit's end of a copy: the region stays marked dirty, clean copy or
+ * not, so a write after it logs no record; what it reports is ctl_copy_end's. */
+static void test_held(void)
+{
+	struct ctl_params p;
+	struct ctl c;
+	char path[128];
+	int rc;
+
+	if (new_block(&c, &p, path, sizeof(path), "held", 8, "the held checks") < 0)
+		return;
+	ctl_publish(&c, 1);
+	for (uint64_t r = 0; r < 4; r++)
+		ctl_mark_dirty(&c, 0, r);
+	rc = ctl_copy_begin(&c, 0, 0, 0);
+	rc = rc ? rc : ctl_copy_end_held(&c, 0, 0);
+	ok(rc == 1 && word(&c, 0, 0) == CTL_DIRTY,
+	   "copy_end_held with no write: 1, and the region still dirty, CIP clear (rc %d, word %#x)",
+	   rc, word(&c, 0, 0));
+	rc = ctl_write_begin(&c, 0, 0, 0);
+	ok(rc == 0, "  a write after it finds the region dirty: no record (rc %d)", rc);
+	ctl_write_end(&c, 0, 0);
+
+	/* a write raced the copy (I7 wait of 0): not clean */
+	rc = ctl_copy_begin(&c, 0, 1, 0);
+	rc = rc ? rc : ctl_write_begin(&c, 0, 1, 0);
+	ok(rc == 1 && (word(&c, 0, 1) & CTL_RACED), "region 1: a write raced the copy (word %#x)",
+	   word(&c, 0, 1));
+	ctl_write_end(&c, 0, 1);
+	rc = ctl_copy_end_held(&c, 0, 1);
+	ok(rc == 0 && word(&c, 0, 1) == CTL_DIRTY,
+	   "copy_end_held after a raced write: 0, dirty, RACED clear (rc %d, word %#x)", rc,
+	   word(&c, 0, 1));
+
+	/* a write still in flight at the end: not clean, still counted */
+	rc = ctl_copy_begin(&c, 0, 2, 0);
+	rc = rc ? rc : ctl_write_begin(&c, 0, 2, 0);
+	ok(rc == 1, "region 2: a raced write_begin: 1 (rc %d)", rc);
+	rc = ctl_copy_end_held(&c, 0, 2);
+	ok(rc == 0 && word(&c, 0, 2) == (CTL_DIRTY | 1),
+	   "copy_end_held with the write in flight: 0, dirty, the write counted (rc %d, word %#x)",
+	   rc, word(&c, 0, 2));
+	ctl_write_end(&c, 0, 2);
+
+	/* re-dirtied during the copy without a write: not clean */
+	rc = ctl_copy_begin(&c, 0, 3, 0);
+	ctl_mark_dirty(&c, 0, 3);
+	rc = rc ? rc : ctl_copy_end_held(&c, 0, 3);
+	ok(rc == 0 && word(&c, 0, 3) == CTL_DIRTY,
+	   "copy_end_held of a region marked dirty during the copy: 0 (rc %d, word %#x)", rc,
+	   word(&c, 0, 3));
+	ok(ctl_dirty_count(&c, 0) == 4, "all four regions dirty (%" PRIu64 ")", ctl_dirty_count(&c, 0));
+	ctl_detach(&c);
+}
+
 /* ---- stress ---------------------------------------------------------- */
 
 #define WRITERS 4
@@ -1094,6 +1149,7 @@ int main(void)
 	test_attach_corrupt();
 	test_protocol();
 	test_quiet();
+	test_held();
 	test_stress();
 	test_procs();
 	test_path();

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# A region the commit copied stays marked dirty until the commit records:
+# it is dirty in durable state until then, so a program's write to it after
+# the barrier needs no dirty-log record.  Before, the commit's copy left the
+# region clean in the control block, and such a write appended a record and
+# waited for its flush behind the commit's writeback (the cutover bench's
+# longest write).  A region that was clean when the commit began still
+# makes its writer log one.  The commit is stopped after its copies and
+# flush, before its record; the writes are made there.  Once the commit
+# goes on, the target has every write; a commit killed there is rolled back
+# and the next sync copies those regions again.  Needs the crash-point
+# build (make crash-build).
+. "$(dirname "$0")/lib-test.sh"
+
+mib=1048576
+recs() { python3 "$TOP/scripts/dlog-records.py" "$st" | cut -d' ' -f1; }
+block() { head -c 4096 /dev/urandom >"$SCRATCH/$1"; }
+app_write() { shim_pwrite "$CV" "$st" "$src" "$SCRATCH/$1" "$2"; } # block offset
+on_target() { cmp -s -i 0:"$2" -n 4096 "$SCRATCH/$1" "$tgt"; }    # block offset
+
+# one session, synced with no copier, two regions written while mirrored;
+# a commit started and stopped at state.committed.before
+stopped_commit() { # sets cpid, pid
+	crash_synced_session 8
+	for b in a b c d e; do block $b; done
+	ok_if "two writes while synced (mirrored, no copier)" \
+		eval 'app_write a $((1 * mib)) && app_write b $((5 * mib))'
+	ok_if "  each logged a record ($(recs))" test "$(recs)" -eq 2
+	VOLMIG_CRASH=state.committed.before:1:stop spawn cpid $CV commit -s "$st" \
+		2>"$SCRATCH/commit.err"
+	pid=$(stopped_at state.committed.before "$SCRATCH/commit.err")
+	ok_if "the commit stopped after its copies and flush, before its record" test -n "$pid"
+	ok_if "  it copied both dirty regions" on_target a $((1 * mib))
+	ok_if "  (the second too)" on_target b $((5 * mib))
+}
+
+stopped_commit
+ok_if "writes to the two copied regions, held at the barrier, then mirrored" \
+	eval 'app_write c $((1 * mib + 8192)) && app_write d $((5 * mib + 4096))'
+ok_if "  logged no record: the regions stay dirty until the commit records ($(recs))" \
+	test "$(recs)" -eq 2
+ok_if "a write to a region clean when the commit began" app_write e $((3 * mib))
+ok_if "  logged one ($(recs))" test "$(recs)" -eq 3
+for b in c:$((1 * mib + 8192)) d:$((5 * mib + 4096)) e:$((3 * mib)); do
+	ok_if "  write ${b%%:*} is on the target (mirrored)" on_target "${b%%:*}" "${b#*:}"
+done
+kill -CONT "$pid"
+wait "$cpid"
+rc=$?
+[ "$rc" -eq 0 ] && ok "the commit goes on and succeeds" ||
+	{ not_ok "the commit goes on and succeeds (exit $rc)"; sed 's/^/#   /' "$SCRATCH/commit.err"; }
+ok_if "state is committed" test "$(status_field "$st" state)" = committed
+ok_if "the target is the source" cmp "$src" "$tgt"
+
+# the same stop, then the commit killed: rolled back, the regions still dirty
+rm -rf "$st" "$src" "$tgt"
+stopped_commit
+ok_if "a write to a copied region while the commit is stopped" app_write c $((1 * mib + 8192))
+kill -KILL "$pid"
+wait "$cpid" 2>/dev/null
+ok_if "after the kill the session is synced again (the commit rolled back)" \
+	test "$(status_field "$st" state)" = synced
+ok_if "  its two regions still dirty in the dirty log ($(recs) records)" test "$(recs)" -eq 2
+ok_if "sync" $CV sync -s "$st" --progress-interval 0
+ok_if "commit" $CV commit -s "$st"
+ok_if "the target is the source" cmp "$src" "$tgt"
+ok_if "volmig verify passes" $CV verify -s "$st"
+done_testing
