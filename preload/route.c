@@ -18,12 +18,10 @@
  * next operation without a restart.
  */
 #include <errno.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "ctl.h"
@@ -57,32 +55,15 @@ bool shim_read_from_target(int pair, uint64_t off, uint64_t len)
 	return true;
 }
 
-static bool alive(pid_t pid)
-{
-	return pid > 0 && (kill(pid, 0) == 0 || errno != ESRCH);
-}
-
 void shim_barrier_wait(void)
 {
 	const struct ctl *c = shim_ctl();
-	uint64_t waited = 0, limit;
-	int32_t holder;
 	int saved = errno;
 
-	if (c == NULL)
-		return;
-	holder = atomic_load_explicit(&c->hdr->barrier_pid, memory_order_acquire);
-	if (holder == 0)
+	if (c == NULL || atomic_load_explicit(&c->hdr->barrier_pid, memory_order_acquire) == 0)
 		return;
 	shim_busy++;
-	limit = shim_wait_us();
-	while (holder != 0 && waited < limit && alive(holder)) {
-		struct timespec ts = { .tv_nsec = 200000 };
-
-		nanosleep(&ts, NULL);
-		waited += 200;
-		holder = atomic_load_explicit(&c->hdr->barrier_pid, memory_order_acquire);
-	}
+	ctl_barrier_wait(c, shim_wait_us());
 	shim_busy--;
 	errno = saved;
 }

@@ -6,7 +6,8 @@
 # waited for its flush behind the commit's writeback (the cutover bench's
 # longest write).  A region that was clean when the commit began still
 # makes its writer log one.  The commit is stopped after its copies and
-# flush, before its record; the writes are made there.  Once the commit
+# flush, before its record; the writes are made there, and one write with
+# a 2 s wait shows the wait is kept by the clock.  Once the commit
 # goes on, the target has every write; a commit killed there is rolled back
 # and the next sync copies those regions again.  Needs the crash-point
 # build (make crash-build).
@@ -44,6 +45,18 @@ ok_if "  logged one ($(recs))" test "$(recs)" -eq 3
 for b in c:$((1 * mib + 8192)) d:$((5 * mib + 4096)) e:$((3 * mib)); do
 	ok_if "  write ${b%%:*} is on the target (mirrored)" on_target "${b%%:*}" "${b#*:}"
 done
+# I7: a write waits at the barrier at most its bounded wait, by the clock.
+# Counting 200 us sleeps, each of which took about 340 us, held it 1.5
+# times as long (a 100 ms wait: 150 ms; 2 s: 3 s).
+held_ms=$(VOLMIG_WAIT_MS=2000 $CV exec -s "$st" -- python3 -c '
+import os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR)
+t = time.monotonic()
+os.pwrite(fd, b"w" * 4096, 6 * 1048576)
+print(int((time.monotonic() - t) * 1000))' "$src")
+ok_if "a write with a 2 s wait is held at the barrier (${held_ms} ms)" test "${held_ms:-0}" -ge 2000
+ok_if "  and goes on within a few polls of its wait, not 1.5 times it (< 2500 ms)" \
+	test "${held_ms:-9999}" -lt 2500
 kill -CONT "$pid"
 wait "$cpid"
 rc=$?
