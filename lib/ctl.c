@@ -137,11 +137,12 @@ int ctl_lock_untracked_drain(int fd, unsigned wait_ms)
 {
 	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 1, .l_len = 1 };
 	struct timespec ts = { .tv_nsec = 1000000 };
+	uint64_t deadline = now_us() + (uint64_t)wait_ms * 1000u;
 
-	for (unsigned waited = 0; fcntl(fd, F_OFD_SETLK, &fl) < 0; waited++) {
+	while (fcntl(fd, F_OFD_SETLK, &fl) < 0) {
 		if (errno != EACCES && errno != EAGAIN && errno != EINTR)
 			return -errno;
-		if (waited >= wait_ms)
+		if (now_us() >= deadline)
 			return -ETIMEDOUT;
 		nanosleep(&ts, NULL);
 	}

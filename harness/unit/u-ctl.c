@@ -746,6 +746,37 @@ static void test_held(void)
 	ctl_detach(&c);
 }
 
+/* The untracked-write lock (byte 1): the builder's drain waits while a
+ * writer holds it, gives up after its wait, and succeeds once it is let go,
+ * releasing the byte again. */
+static void test_untracked(void)
+{
+	struct timespec t0, t1;
+	int a, b, rc;
+	double ms;
+
+	a = ctl_lock_open(scratch);
+	b = ctl_lock_open(scratch);
+	if (a < 0 || b < 0) {
+		ok(0, "ctl_lock_open (%d, %d)", a, b);
+		return;
+	}
+	ok(ctl_lock_untracked(a) == 0, "a writer holds the untracked byte");
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	rc = ctl_lock_untracked_drain(b, 50);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+	ok(rc == -ETIMEDOUT && ms >= 50.0,
+	   "the drain while it is held: -ETIMEDOUT, after its 50 ms wait (rc %d, %.1f ms)", rc, ms);
+	close(a);
+	ok(ctl_lock_untracked_drain(b, 50) == 0, "once the writer lets go: drained");
+	a = ctl_lock_open(scratch);
+	ok(a >= 0 && ctl_lock_untracked(a) == 0, "  and the byte is free for the next writer");
+	if (a >= 0)
+		close(a);
+	close(b);
+}
+
 /* ---- stress ---------------------------------------------------------- */
 
 #define WRITERS 4
@@ -1150,6 +1181,7 @@ int main(void)
 	test_protocol();
 	test_quiet();
 	test_held();
+	test_untracked();
 	test_stress();
 	test_procs();
 	test_path();
