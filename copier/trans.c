@@ -156,7 +156,7 @@ int session_reconcile(const char *dir, struct state *st, const struct sess *s)
 		ctl_detach(&c);
 	}
 	if (a.rolled_back)
-		log_info("session %s: a %s cut off before it was recorded was rolled back; the "
+		log_info("session %s: a change to %s cut off before it was recorded was rolled back; the "
 			 "session is %s", dir, sess_state_name(a.k.recovered_state),
 			 sess_state_name(s->state));
 	return 0;
