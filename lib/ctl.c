@@ -468,13 +468,13 @@ void ctl_barrier_wait(const struct ctl *c, uint64_t wait_us)
 	int32_t holder = atomic_load_explicit(&c->hdr->barrier_pid, memory_order_acquire);
 	uint64_t deadline;
 
-	if (holder == 0)
+	if (holder <= 0)
 		return;
-	/* by the clock, not by counting sleeps: each 200 us sleep took about
-	 * 340 us, so a count of them held writes 170 ms for a 100 ms wait */
+	/* by the clock, not by counting sleeps: each 200 us sleep with its
+	 * check took about 340 us, so a count of them held writes about 150 ms
+	 * for a 100 ms wait */
 	deadline = now_us() + wait_us;
-	while (holder != 0 && now_us() < deadline &&
-	       (kill(holder, 0) == 0 || errno != ESRCH)) {
+	while (holder > 0 && now_us() < deadline && (kill(holder, 0) == 0 || errno != ESRCH)) {
 		struct timespec ts = { .tv_nsec = 200000 };
 
 		nanosleep(&ts, NULL);

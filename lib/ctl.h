@@ -257,9 +257,9 @@ int ctl_copy_begin(struct ctl *c, uint32_t pair, uint64_t r, uint64_t wait_us);
 int ctl_copy_end(struct ctl *c, uint32_t pair, uint64_t r);
 
 /*
- * Shim: while a commit's barrier is up (barrier_pid names a live process),
- * wait for it to come down, at most wait_us by the clock (I7), then return
- * either way.
+ * Shim: while a commit's barrier is up (barrier_pid names a live process;
+ * 0, a dead one or one below 0 is no barrier), wait for it to come down, at
+ * most wait_us by the clock (I7), then return either way.
  */
 void ctl_barrier_wait(const struct ctl *c, uint64_t wait_us);
 

@@ -746,6 +746,80 @@ static void test_held(void)
 	ctl_detach(&c);
 }
 
+/* ---- the commit barrier ----------------------------------------------- */
+
+static double mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* Raise the barrier as holder, time one ctl_barrier_wait of wait_us. */
+static double barrier_ms(struct ctl *c, int32_t holder, uint64_t wait_us)
+{
+	double t;
+
+	atomic_store(&c->hdr->barrier_pid, holder);
+	t = mono_ms();
+	ctl_barrier_wait(c, wait_us);
+	return mono_ms() - t;
+}
+
+static void *lower_barrier(void *arg)
+{
+	struct ctl *c = arg;
+	struct timespec ts = { .tv_nsec = 20 * 1000 * 1000 };
+
+	nanosleep(&ts, NULL);
+	atomic_store(&c->hdr->barrier_pid, 0);
+	return NULL;
+}
+
+/* The wait is none without a live holder, the whole bound (by the clock)
+ * while one holds it, and over when the barrier comes down.  "No wait" is
+ * checked as well under half of a 10 s bound. */
+static void test_barrier(void)
+{
+	struct ctl_params p;
+	struct ctl c;
+	char path[128];
+	pthread_t th;
+	pid_t dead;
+	double ms;
+
+	if (new_block(&c, &p, path, sizeof(path), "barrier", 4, "the barrier checks") < 0)
+		return;
+	ctl_publish(&c, 1);
+	ms = barrier_ms(&c, 0, 10000000);
+	ok(ms < 5000, "no barrier: no wait (%.1f ms)", ms);
+	dead = fork();
+	if (dead == 0)
+		_exit(0);
+	waitpid(dead, NULL, 0);
+	ms = barrier_ms(&c, dead, 10000000);
+	ok(dead > 0 && ms < 5000, "a dead commit's barrier: no wait (%.1f ms)", ms);
+	ms = barrier_ms(&c, -1, 10000000);
+	ok(ms < 5000, "a barrier below 0 (a damaged block): no wait (%.1f ms)", ms);
+	ms = barrier_ms(&c, getpid(), 30000);
+	ok(ms >= 30.0 && atomic_load(&c.hdr->barrier_pid) == getpid(),
+	   "a live holder: the whole 30 ms wait, by the clock (%.1f ms)", ms);
+	atomic_store(&c.hdr->barrier_pid, getpid());
+	if (pthread_create(&th, NULL, lower_barrier, &c) == 0) {
+		double t = mono_ms();
+
+		ctl_barrier_wait(&c, 10000000);
+		ms = mono_ms() - t;
+		pthread_join(th, NULL);
+		ok(ms < 5000 && atomic_load(&c.hdr->barrier_pid) == 0,
+		   "the barrier lowered during the wait ends it (%.1f ms)", ms);
+	} else {
+		ok(0, "thread");
+	}
+	ctl_detach(&c);
+}
+
 /* The untracked-write lock (byte 1): the builder's drain waits while a
  * writer holds it, gives up after its wait, and succeeds once it is let go,
  * releasing the byte again. */
@@ -1182,6 +1256,7 @@ int main(void)
 	test_quiet();
 	test_held();
 	test_untracked();
+	test_barrier();
 	test_stress();
 	test_procs();
 	test_path();
