@@ -43,10 +43,11 @@ run_one() { # name, command...
 	"$@" >"$log" 2>&1 </dev/null
 	rc=$?
 	t1=$(date +%s.%N)
-	p=$(grep -cE '^ok [0-9]+' "$log" | head -1)
-	s=$(grep -cE '^ok [0-9]+ # (SKIP|skip)' "$log" | head -1)
-	f=$(grep -cE '^not ok [0-9]+' "$log" | head -1)
-	if [ ! -r "$log" ]; then
+	if [ -r "$log" ]; then
+		p=$(grep -cE '^ok [0-9]+' "$log" | head -1)
+		s=$(grep -cE '^ok [0-9]+ # (SKIP|skip)' "$log" | head -1)
+		f=$(grep -cE '^not ok [0-9]+' "$log" | head -1)
+	else
 		p=0 s=0 f=1 # its checks cannot be counted
 		echo "not ok - $name: its log $log is gone" >&2
 	fi

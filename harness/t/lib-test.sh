@@ -265,6 +265,9 @@ status_field() { # dir key
 	$VOLMIG_BIN status -s "$1" --json | python3 -c 'import json,sys; v=json.load(sys.stdin)[sys.argv[1]]; print(v if v is not None else "null")' "$2"
 }
 
+# The dirty-log records in the segments of the session in ST (scripts/dlog-records.py).
+dlog_records() { python3 "$TOP/scripts/dlog-records.py" "$1" | cut -d' ' -f1; } # st
+
 sha() { sha256sum "$1" | cut -d' ' -f1; }
 
 # Random data file of N MiB.

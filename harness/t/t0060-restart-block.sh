@@ -16,8 +16,6 @@ MIB=1048576 size=16
 make_random "$src" $size
 ok_if "setup" $CV setup -s "$st" --source "$src" --target "$tgt"
 
-# dirty-log records in the session's segments
-log_records() { python3 "$TOP/scripts/dlog-records.py" "$st" | cut -d' ' -f1; }
 cursor() { $CV status -s "$st" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["pairs"][0]["cursor_regions"])'; }
 
 # a first copier, killed once its durable cursor is past region 2
@@ -40,15 +38,15 @@ ok_if "the restarted copier stopped after building its block" test -n "$pid"
 
 head -c 4096 /dev/urandom >"$SCRATCH/below"
 head -c 4096 /dev/urandom >"$SCRATCH/past"
-n0=$(log_records)
+n0=$(dlog_records "$st")
 ok_if "a program writes just below the cursor (region $((c - 1)))" \
 	shim_pwrite "$CV" "$st" "$src" "$SCRATCH/below" $(((c - 1) * MIB + 8192))
-n1=$(log_records)
+n1=$(dlog_records "$st")
 ok_if "  that write is logged: the region is clean in the block ($n0 -> $n1 records)" \
 	test "$n1" -eq $((n0 + 1))
 ok_if "a program writes in the last region ($((size - 1)))" \
 	shim_pwrite "$CV" "$st" "$src" "$SCRATCH/past" $(((size - 1) * MIB))
-n2=$(log_records)
+n2=$(dlog_records "$st")
 ok_if "  that write is not: the region is DIRTY already ($n1 -> $n2 records)" \
 	test "$n2" -eq "$n1"
 

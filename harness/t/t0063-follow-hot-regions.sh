@@ -54,7 +54,7 @@ ok_if "  region 3, written all along, is not copied meanwhile ($((b2 - b1)) byte
 	test $((b2 - b1)) -le $mib
 ok_if "  and it is still dirty" dirty_is 1
 ok_if "  the program is still writing" kill -0 "$wpid"
-recs=$(python3 "$TOP/scripts/dlog-records.py" "$st" | cut -d' ' -f1)
+recs=$(dlog_records "$st")
 ok_if "  it logged a record for each region it made dirty, 2, and one more at most ($recs)" \
 	test "$recs" -ge 2 -a "$recs" -le 3
 

@@ -14,7 +14,6 @@
 . "$(dirname "$0")/lib-test.sh"
 
 mib=1048576
-recs() { python3 "$TOP/scripts/dlog-records.py" "$st" | cut -d' ' -f1; }
 block() { head -c 4096 /dev/urandom >"$SCRATCH/$1"; }
 app_write() { shim_pwrite "$CV" "$st" "$src" "$SCRATCH/$1" "$2"; } # block offset
 on_target() { cmp -s -i 0:"$2" -n 4096 "$SCRATCH/$1" "$tgt"; }    # block offset
@@ -26,7 +25,7 @@ stopped_commit() { # sets cpid, pid
 	for b in a b c d e; do block $b; done
 	ok_if "two writes while synced (mirrored, no copier)" \
 		eval 'app_write a $((1 * mib)) && app_write b $((5 * mib))'
-	ok_if "  each logged a record ($(recs))" test "$(recs)" -eq 2
+	ok_if "  each logged a record ($(dlog_records "$st"))" test "$(dlog_records "$st")" -eq 2
 	VOLMIG_CRASH=state.committed.before:1:stop spawn cpid $CV commit -s "$st" \
 		2>"$SCRATCH/commit.err"
 	pid=$(stopped_at state.committed.before "$SCRATCH/commit.err")
@@ -38,10 +37,10 @@ stopped_commit() { # sets cpid, pid
 stopped_commit
 ok_if "writes to the two copied regions, held at the barrier, then mirrored" \
 	eval 'app_write c $((1 * mib + 8192)) && app_write d $((5 * mib + 4096))'
-ok_if "  logged no record: the regions stay dirty until the commit records ($(recs))" \
-	test "$(recs)" -eq 2
+ok_if "  logged no record: the regions stay dirty until the commit records ($(dlog_records "$st"))" \
+	test "$(dlog_records "$st")" -eq 2
 ok_if "a write to a region clean when the commit began" app_write e $((3 * mib))
-ok_if "  logged one ($(recs))" test "$(recs)" -eq 3
+ok_if "  logged one ($(dlog_records "$st"))" test "$(dlog_records "$st")" -eq 3
 for b in c:$((1 * mib + 8192)) d:$((5 * mib + 4096)) e:$((3 * mib)); do
 	ok_if "  write ${b%%:*} is on the target (mirrored)" on_target "${b%%:*}" "${b#*:}"
 done
@@ -73,7 +72,7 @@ kill -KILL "$pid"
 wait "$cpid" 2>/dev/null
 ok_if "after the kill the session is synced again (the commit rolled back)" \
 	test "$(status_field "$st" state)" = synced
-ok_if "  its two regions still dirty in the dirty log ($(recs) records)" test "$(recs)" -eq 2
+ok_if "  its two regions still dirty in the dirty log ($(dlog_records "$st") records)" test "$(dlog_records "$st")" -eq 2
 ok_if "sync" $CV sync -s "$st" --progress-interval 0
 ok_if "commit" $CV commit -s "$st"
 ok_if "the target is the source" cmp "$src" "$tgt"
