@@ -9,8 +9,12 @@
 # flush, before its record; the writes are made there, and one write with
 # a 2 s wait shows the wait is kept by the clock.  Once the commit
 # goes on, the target has every write; a commit killed there is rolled back
-# and the next sync copies those regions again.  Needs the crash-point
-# build (make crash-build).
+# and the next sync copies those regions again.  Regions the commit adds
+# because a file target is shorter than its source were not dirty in
+# durable state: their copies end plainly, so a write to one after its copy
+# logs a record (held, it would log none, and a crash before the commit's
+# record would leave the region clean with the write on one side only).
+# Needs the crash-point build (make crash-build).
 . "$(dirname "$0")/lib-test.sh"
 
 mib=1048576
@@ -19,13 +23,17 @@ app_write() { shim_pwrite "$CV" "$st" "$src" "$SCRATCH/$1" "$2"; } # block offse
 on_target() { cmp -s -i 0:"$2" -n 4096 "$SCRATCH/$1" "$tgt"; }    # block offset
 
 # one session, synced with no copier, two regions written while mirrored;
-# a commit started and stopped at state.committed.before
-stopped_commit() { # sets cpid, pid
+# a commit started and stopped at state.committed.before; with an argument,
+# the target file is first cut back to that many MiB (outside volmig)
+stopped_commit() { # [target-mib]; sets cpid, pid
 	crash_synced_session 8
 	for b in a b c d e; do block $b; done
 	ok_if "two writes while synced (mirrored, no copier)" \
 		eval 'app_write a $((1 * mib)) && app_write b $((5 * mib))'
 	ok_if "  each logged a record ($(dlog_records "$st"))" test "$(dlog_records "$st")" -eq 2
+	if [ -n "${1:-}" ]; then
+		ok_if "the target cut back to $1 MiB, shorter than its source" truncate -s "${1}M" "$tgt"
+	fi
 	VOLMIG_CRASH=state.committed.before:1:stop spawn cpid $CV commit -s "$st" \
 		2>"$SCRATCH/commit.err"
 	pid=$(stopped_at state.committed.before "$SCRATCH/commit.err")
@@ -77,4 +85,21 @@ ok_if "sync" $CV sync -s "$st" --progress-interval 0
 ok_if "commit" $CV commit -s "$st"
 ok_if "the target is the source" cmp "$src" "$tgt"
 ok_if "volmig verify passes" $CV verify -s "$st"
+
+# a target 2 regions short: the commit adds regions 6 and 7 after its pass
+rm -rf "$st" "$src" "$tgt"
+stopped_commit 6
+ok_if "  the target has its source's length again" test "$(stat -c %s "$tgt")" -eq $((8 * mib))
+ok_if "  region 7, one the commit added, is on the target" cmp -s -i $((7 * mib)) -n $mib "$src" "$tgt"
+ok_if "a write to region 6, one the commit added" app_write c $((6 * mib + 4096))
+ok_if "  logged a record: the region was not dirty in durable state ($(dlog_records "$st"))" \
+	test "$(dlog_records "$st")" -eq 3
+ok_if "a write to region 1, dirty when the commit began" app_write d $((1 * mib + 8192))
+ok_if "  logged none ($(dlog_records "$st"))" test "$(dlog_records "$st")" -eq 3
+kill -CONT "$pid"
+wait "$cpid"
+rc=$?
+[ "$rc" -eq 0 ] && ok "the commit goes on and succeeds" ||
+	{ not_ok "the commit goes on and succeeds (exit $rc)"; sed 's/^/#   /' "$SCRATCH/commit.err"; }
+ok_if "the target is the source" cmp "$src" "$tgt"
 done_testing
