@@ -417,17 +417,30 @@ static void item_begins(struct engine *e, const struct work *w)
 	pthread_mutex_unlock(&e->mu);
 }
 
+static bool stopping(struct engine *e)
+{
+	bool stop;
+
+	pthread_mutex_lock(&e->mu);
+	stop = e->stop;
+	pthread_mutex_unlock(&e->mu);
+	return stop;
+}
+
 /* Wait for the bandwidth limit to allow len more bytes of item w, whose
  * copying then begins (item_begins).  A new limit (volmig throttle) takes
- * effect within 0.1 s, also for a thread already waiting. */
-static void rate_wait(struct engine *e, const struct work *w, uint64_t len)
+ * effect within 0.1 s, also for a thread already waiting.  False, with the
+ * item not begun, when the copier stops meanwhile: under a low limit the
+ * wait can be minutes, and a SIGTERM or an abort must not wait for it (the
+ * caller leaves the rest of the item to the next run). */
+static bool rate_wait(struct engine *e, const struct work *w, uint64_t len)
 {
 	uint64_t rate = current_rate(e);
 	double now, at;
 
 	if (rate == 0) {
 		item_begins(e, w);
-		return;
+		return true;
 	}
 	pthread_mutex_lock(&e->rate_mu);
 	now = mono_now();
@@ -443,9 +456,12 @@ static void rate_wait(struct engine *e, const struct work *w, uint64_t len)
 		double d = at - now > 0.1 ? 0.1 : at - now;
 		struct timespec ts = { (time_t)d, (long)((d - (double)(time_t)d) * 1e9) };
 
+		if (stopping(e))
+			return false;
 		nanosleep(&ts, NULL);
 	}
 	item_begins(e, w);
+	return true;
 }
 
 static bool all_zero(const void *buf, size_t len)
@@ -525,7 +541,9 @@ static ssize_t source_read(struct pair_rt *p, int fd, void *buf, uint64_t len, u
  * Copy one region.  Returns the data bytes written (0 for a hole or a
  * skipped region) or -errno (reported).  *clean tells whether the region can
  * be recorded clean.  lock_fd is the thread's own open of the attach lock
- * file: the target lock is held shared around the copy.
+ * file: the target lock is held shared around the copy.  The caller waited
+ * for the bandwidth limit (rate_wait) before the region is claimed, so that
+ * writes to it are never held back by the limit.
  *
  * A file source may end inside the region or before it (it shrank, or the
  * region is in the room reserved for growth): the bytes past its end read
@@ -543,9 +561,6 @@ static ssize_t copy_region(struct engine *e, const struct work *w, uint64_t r, v
 	int rc;
 
 	*clean = false;
-	/* wait for the bandwidth limit before claiming the region, so that
-	 * writes to it are never held back by the limit */
-	rate_wait(e, w, len);
 	rc = ctl_lock_length(lock_fd, F_RDLCK);
 	if (rc < 0) {
 		log_err("cannot take the target lock of %s: %s", e->dir, strerror(-rc));
@@ -624,7 +639,8 @@ fail:
  * writes did not drain is skipped and stays dirty; its own hole check; its
  * own result, clean[i] and data bytes[i].  Returns 0, 1 when the source
  * ended inside the run (nothing is recorded: copy it region by region), or
- * -errno (reported; every claimed region is kept dirty).
+ * -errno (reported; every claimed region is kept dirty).  The caller waited
+ * for the bandwidth limit, as for copy_region.
  */
 static int copy_run(struct engine *e, const struct work *w, char *buf, int lock_fd, bool *clean,
 		    uint64_t *bytes)
@@ -639,7 +655,6 @@ static int copy_run(struct engine *e, const struct work *w, char *buf, int lock_
 		clean[i] = claimed[i] = false;
 		bytes[i] = 0;
 	}
-	rate_wait(e, w, len);
 	rc = ctl_lock_length(lock_fd, F_RDLCK);
 	if (rc < 0) {
 		log_err("cannot take the target lock of %s: %s", e->dir, strerror(-rc));
@@ -887,15 +902,31 @@ static void copy_holes(struct engine *e, const struct work *w, void *buf, int lo
 }
 
 /* Copy the regions of item w one by one (copy_region) and account them. */
+/* Item w is given up from region r on (the copier stops before their copy,
+ * or a copy failed): those regions are not done, so the cursor stays below
+ * them and the next run copies them (a dirty one stays dirty).  Caller
+ * holds mu. */
+static void abandon(struct engine *e, const struct work *w, uint64_t r)
+{
+	region_map_clear_range(&e->pairs[w->pair].busy, r, w->first + w->n - r);
+}
+
 static void copy_each(struct engine *e, const struct work *w, void *buf, int lock_fd)
 {
 	for (uint64_t r = w->first; r < w->first + w->n; r++) {
 		bool clean;
-		ssize_t n = copy_region(e, w, r, buf, lock_fd, &clean);
+		ssize_t n;
 
+		if (!rate_wait(e, w, region_len(e, &e->pairs[w->pair], r))) {
+			pthread_mutex_lock(&e->mu);
+			abandon(e, w, r);
+			pthread_mutex_unlock(&e->mu);
+			return;
+		}
+		n = copy_region(e, w, r, buf, lock_fd, &clean);
 		pthread_mutex_lock(&e->mu);
 		if (n < 0) {
-			region_map_clear_range(&e->pairs[w->pair].busy, r, w->first + w->n - r);
+			abandon(e, w, r);
 			fail_locked(e, (int)n);
 			pthread_mutex_unlock(&e->mu);
 			return;
@@ -912,13 +943,20 @@ static bool run_done(struct engine *e, const struct work *w, void *buf, int lock
 {
 	bool clean[RUN_REGIONS];
 	uint64_t bytes[RUN_REGIONS], sum = 0;
-	int rc = copy_run(e, w, buf, lock_fd, clean, bytes);
+	int rc;
 
+	if (!rate_wait(e, w, w->n * e->region_size)) {
+		pthread_mutex_lock(&e->mu);
+		abandon(e, w, w->first);
+		pthread_mutex_unlock(&e->mu);
+		return true;
+	}
+	rc = copy_run(e, w, buf, lock_fd, clean, bytes);
 	if (rc == 1)
 		return false;
 	pthread_mutex_lock(&e->mu);
 	if (rc < 0) {
-		region_map_clear_range(&e->pairs[w->pair].busy, w->first, w->n);
+		abandon(e, w, w->first);
 		fail_locked(e, rc);
 	}
 	for (uint64_t i = 0; rc == 0 && i < w->n; i++) {
