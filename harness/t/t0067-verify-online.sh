@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# volmig verify compares only what is recorded clean, and a region written
+# since its copy is not clean even before a copier ingests its dirty-log
+# record.  Before, verify read the durable dirty set alone: after one write
+# through the shim to a copied region, with no copier running to ingest its
+# record, it reported "target differs" and exited 1 on a quiet system; and
+# with a program writing while it ran, it failed at the first region the
+# program wrote.  A region that differs is looked at again with the dirty
+# log and durable state read anew: a write between verify's first read of
+# them and its comparison (made there with the crash-point build's stop) is
+# skipped, not reported.  It still finds a real difference, and it refuses
+# a committed or aborted session, where only one side is kept up to date.
+. "$(dirname "$0")/lib-test.sh"
+
+mib=1048576
+src="$SCRATCH/src.img" tgt="$SCRATCH/tgt.img" st="$SCRATCH/st"
+make_random "$src" 16
+head -c 4096 /dev/urandom >"$SCRATCH/blk"
+
+# a session whose copy was stopped part way: sets done_mib
+partial_session() {
+	ok_if "setup of a 16 MiB pair" $VOLMIG setup -s "$st" --source "$src" --target "$tgt"
+	spawn pid $VOLMIG sync -s "$st" --rate 4M --progress-interval 0 --checkpoint-interval 0.25 \
+		2>/dev/null
+	for _ in $(seq 200); do
+		[ "$(status_field "$st" synced_bytes)" -ge $((4 * mib)) ] && break
+		sleep 0.05
+	done
+	kill -TERM "$pid"
+	wait_exit "$pid" 10
+	ok_if "a copy stopped part way (exit $exit_rc)" test "$exit_rc" = 1
+	done_mib=$(($(status_field "$st" synced_bytes) / mib))
+	ok_if "  with $done_mib of 16 regions recorded copied" test "$done_mib" -ge 4 -a "$done_mib" -lt 16
+}
+
+partial_session
+ok_if "a program writes to region 1, copied already (no copier runs)" \
+	shim_pwrite "$VOLMIG" "$st" "$src" "$SCRATCH/blk" $((mib + 4096))
+ok_if "  its record is in the dirty log, not yet ingested ($(dlog_records "$st"))" \
+	test "$(dlog_records "$st")" -eq 1
+out=$($VOLMIG verify -s "$st" 2>&1)
+rc=$?
+ok_if "verify passes ($out)" test "$rc" -eq 0
+ok_if "  it compared every copied region but the written one" \
+	grep -q "verified $((done_mib - 1)) regions" <<<"$out"
+
+# a real difference in a region recorded clean is still found
+bad=$((2 * mib + 777))
+dd if="$tgt" of="$SCRATCH/orig" bs=1 skip=$bad count=1 status=none
+tr '\000-\377' '\001-\377\000' <"$SCRATCH/orig" >"$SCRATCH/flip" # another byte
+dd if="$SCRATCH/flip" of="$tgt" bs=1 seek=$bad conv=notrunc status=none
+out=$($VOLMIG verify -s "$st" 2>&1)
+rc=$?
+ok_if "a byte changed on the target of clean region 2: verify exits 1" test "$rc" -eq 1
+ok_if "  naming its offset ($out)" grep -q "offset $bad (region 2)" <<<"$out"
+dd if="$SCRATCH/orig" of="$tgt" bs=1 seek=$bad conv=notrunc status=none
+
+# a program writing all over the copied regions while verify runs: it
+# makes 20 writes, says it is ready, and goes on until told to stop
+cat >"$SCRATCH/writer.py" <<'PY'
+import os, random, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+span, d = int(sys.argv[2]), sys.argv[3]
+n = 0
+while n < 20 or not os.path.exists(d + "/stop"):
+    os.pwrite(fd, os.urandom(4096), random.randrange(span // 4096) * 4096)
+    n += 1
+    if n == 20:
+        open(d + "/ready", "w").close()
+print(n - 20)
+PY
+writer() { # span
+	rm -f "$SCRATCH/stop" "$SCRATCH/ready"
+	spawn wpid $VOLMIG exec -s "$st" -- python3 "$SCRATCH/writer.py" "$src" "$1" "$SCRATCH" \
+		>"$SCRATCH/writes"
+	for _ in $(seq 200); do
+		[ -e "$SCRATCH/ready" ] && return 0
+		sleep 0.05
+	done
+	return 1
+}
+writer_stop() { # prints the writes made after the writer was ready
+	touch "$SCRATCH/stop"
+	wait "$wpid"
+	cat "$SCRATCH/writes"
+}
+# five verifies while the writer writes over SPAN bytes
+verifies_while_writing() { # span what
+	local fails=0 n
+	ok_if "a program writes to $2" writer "$1"
+	for _ in 1 2 3 4 5; do
+		$VOLMIG verify -s "$st" 2>>"$SCRATCH/verify.err" || fails=$((fails + 1))
+	done
+	n=$(writer_stop)
+	ok_if "5 verifies while it wrote ($n writes) all pass" test "$fails" -eq 0 -a "${n:-0}" -gt 0
+}
+verifies_while_writing $((done_mib * mib)) "the copied regions"
+grep -q 'written during the comparison' "$SCRATCH/verify.err" &&
+	note "$(grep -h 'written during the comparison' "$SCRATCH/verify.err" | head -1)"
+
+# mirrored: the copy finishes, then a program writes while verify runs
+ok_if "sync finishes" $VOLMIG sync -s "$st" --progress-interval 0
+ok_if "verify of the synced session" $VOLMIG verify -s "$st"
+verifies_while_writing $((16 * mib)) "all of the volume, mirrored"
+ok_if "the target is the source" cmp "$src" "$tgt"
+
+ok_if "commit" $VOLMIG commit -s "$st"
+ok_if "a write after the commit (to the target alone)" \
+	shim_pwrite "$VOLMIG" "$st" "$src" "$SCRATCH/blk" 0
+out=$($VOLMIG verify -s "$st" 2>&1)
+rc=$?
+ok_if "verify refuses a committed session (exit $rc)" test "$rc" -eq 1
+ok_if "  and says why" grep -q "is committed: only its targets are kept up to date" <<<"$out"
+
+# a write after verify read what is clean, before it compares the region
+# a write whose dirty-log record could not be written (ENOSPC): the shim
+# flags its pair lost and lets the write go on; the whole pair is to be
+# copied again, so verify compares none of it
+faultio=$(realpath "$VOLMIG_BUILD/libfaultio.so")
+shim=$(realpath "$VOLMIG_BUILD/libvolmig.so")
+logdir=$(cd "$st" && pwd -P)/log/
+rm -rf "$st" "$tgt"
+partial_session
+ok_if "a write to region 2 whose record gets ENOSPC goes on" \
+	$VOLMIG exec -s "$st" -- env LD_PRELOAD="$shim $faultio" \
+	VOLMIG_FAULT="path=$logdir,op=write,err=ENOSPC,after=1,count=1" python3 -c '
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+os.pwrite(fd, open(sys.argv[2], "rb").read(), 2 * 1048576)' "$src" "$SCRATCH/blk"
+ok_if "  the source has it" cmp -s -i 0:$((2 * mib)) -n 4096 "$SCRATCH/blk" "$src"
+out=$($VOLMIG verify -s "$st" 2>&1)
+rc=$?
+ok_if "verify passes (exit $rc)" test "$rc" -eq 0
+ok_if "  it says the pair is to be copied again, and compares none of it" \
+	grep -q 'pair 0: a program could not log a write to .* not compared' <<<"$out"
+ok_if "  and compares no region" grep -q "verified 0 regions" <<<"$out"
+ok_if "sync copies it all again" $VOLMIG sync -s "$st" --progress-interval 0
+ok_if "  the target is the source" cmp "$src" "$tgt"
+
+need_crash_build
+rm -rf "$st" "$tgt"
+partial_session
+VOLMIG_CRASH=verify.loaded:1:stop spawn vpid $CV verify -s "$st" 2>"$SCRATCH/verify.err"
+pid=$(stopped_at verify.loaded "$SCRATCH/verify.err")
+ok_if "verify stopped after reading what is recorded clean" test -n "$pid"
+ok_if "a program writes to region 3, clean when verify read it" \
+	shim_pwrite "$VOLMIG" "$st" "$src" "$SCRATCH/blk" $((3 * mib))
+kill -CONT "$pid"
+wait "$vpid"
+rc=$?
+ok_if "verify passes (exit $rc)" test "$rc" -eq 0
+ok_if "  it found region 3 written and did not compare it" \
+	grep -q '1 region written during the comparison, not compared' "$SCRATCH/verify.err"
+ok_if "  it compared the $((done_mib - 1)) others" \
+	grep -q "verified $((done_mib - 1)) regions" "$SCRATCH/verify.err"
+done_testing
