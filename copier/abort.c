@@ -41,7 +41,7 @@ int cmd_abort(int argc, char **argv)
 	struct sess s;
 	int ret = EXIT_FAIL, rc;
 
-	dir = cli_parse_dir(argc, argv, abort_help, NULL, NULL, &ret);
+	dir = cli_parse_dir(argc, argv, abort_help, NULL, NULL, NULL, &ret);
 	if (dir == NULL)
 		return ret;
 	if (session_open(dir, &st, &s) < 0)
@@ -119,7 +119,7 @@ int cmd_cleanup(int argc, char **argv)
 	int ret = EXIT_FAIL, rc, holder;
 	bool final;
 
-	dir = cli_parse_dir(argc, argv, cleanup_help, NULL, NULL, &ret);
+	dir = cli_parse_dir(argc, argv, cleanup_help, NULL, NULL, NULL, &ret);
 	if (dir == NULL)
 		return ret;
 	rc = session_lock_take(&lock, dir, &holder);

@@ -45,12 +45,16 @@ const char *cli_state_dir(const char *arg);
 
 /*
  * The command line of the commands that take only -s DIR: with source
- * non-NULL, also --source (sets *source); with arg non-NULL, one positional
- * argument (into *arg).  Returns the state directory, or NULL with *ret set
- * (EXIT_OK after --help, EXIT_USAGE after a usage message).
+ * non-NULL, also --source (sets *source); with progress_us non-NULL, also
+ * --progress-interval (sets *progress_us); with arg non-NULL, one
+ * positional argument (into *arg).  Returns the state directory, or NULL
+ * with *ret set (EXIT_OK after --help, EXIT_USAGE after a usage message).
  */
 const char *cli_parse_dir(int argc, char **argv, const char *help, bool *source,
-			  const char **arg, int *ret);
+			  uint64_t *progress_us, const char **arg, int *ret);
+
+/* --progress-interval's value into *us: 0, or -EINVAL (reported). */
+int cli_progress_interval(const char *arg, uint64_t *us);
 
 /* Print "usage: ..." help text to stdout (for --help) or stderr. */
 void cli_usage(bool to_stdout, const char *text);

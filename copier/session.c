@@ -15,6 +15,7 @@
 
 #include "io.h"
 #include "log.h"
+#include "size.h"
 
 const char *cli_state_dir(const char *arg)
 {
@@ -354,12 +355,23 @@ int session_set_state(struct state *st, uint32_t new_state)
 	return state_txn(st, set_state_txn, &a);
 }
 
-const char *cli_parse_dir(int argc, char **argv, const char *help, bool *source,
-			      const char **arg, int *ret)
+int cli_progress_interval(const char *arg, uint64_t *us)
 {
+	if (duration_parse(arg, us) < 0) {
+		log_err("--progress-interval %s: want seconds, like 5", arg);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+const char *cli_parse_dir(int argc, char **argv, const char *help, bool *source,
+			  uint64_t *progress_us, const char **arg, int *ret)
+{
+	enum { OPT_PROGRESS = 256 };
 	static const struct option opts[] = {
 		{ "state", required_argument, NULL, 's' },
 		{ "source", no_argument, NULL, 'S' },
+		{ "progress-interval", required_argument, NULL, OPT_PROGRESS },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -379,6 +391,17 @@ const char *cli_parse_dir(int argc, char **argv, const char *help, bool *source,
 				return NULL;
 			}
 			*source = true;
+			break;
+		case OPT_PROGRESS:
+			if (progress_us == NULL) {
+				cli_usage(false, help);
+				*ret = EXIT_USAGE;
+				return NULL;
+			}
+			if (cli_progress_interval(optarg, progress_us) < 0) {
+				*ret = EXIT_USAGE;
+				return NULL;
+			}
 			break;
 		case 'h':
 			cli_usage(true, help);

@@ -91,10 +91,8 @@ int cmd_sync(int argc, char **argv)
 			}
 			break;
 		case OPT_PROGRESS:
-			if (duration_parse(optarg, &v) < 0) {
-				log_err("--progress-interval %s: want seconds, like 5", optarg);
+			if (cli_progress_interval(optarg, &v) < 0)
 				return EXIT_USAGE;
-			}
 			eo.progress_every = (double)v / 1e6;
 			break;
 		case OPT_FOLLOW:

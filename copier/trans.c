@@ -184,7 +184,7 @@ int cmd_switch(int argc, char **argv)
 	uint32_t want;
 	int ret = EXIT_FAIL, rc;
 
-	dir = cli_parse_dir(argc, argv, switch_help, &back, NULL, &ret);
+	dir = cli_parse_dir(argc, argv, switch_help, &back, NULL, NULL, &ret);
 	if (dir == NULL)
 		return ret;
 	if (session_open(dir, &st, &s) < 0)
@@ -599,7 +599,7 @@ int cmd_commit(int argc, char **argv)
 	struct sess s;
 	int ret = EXIT_FAIL;
 
-	dir = cli_parse_dir(argc, argv, commit_help, NULL, NULL, &ret);
+	dir = cli_parse_dir(argc, argv, commit_help, NULL, NULL, NULL, &ret);
 	if (dir == NULL)
 		return ret;
 	if (session_open(dir, &st, &s) < 0)
@@ -667,7 +667,8 @@ static int control_cmd(int argc, char **argv, int what)
 	struct sess s;
 	int ret = EXIT_FAIL, rc;
 
-	dir = cli_parse_dir(argc, argv, control_help[what], NULL, what == 2 ? &arg : NULL, &ret);
+	dir = cli_parse_dir(argc, argv, control_help[what], NULL, NULL, what == 2 ? &arg : NULL,
+			    &ret);
 	if (dir == NULL)
 		return ret;
 	if (what == 2 && size_parse(arg, &a.rate) < 0) {

@@ -28,16 +28,20 @@
 #include "size.h"
 
 static const char verify_help[] =
-	"usage: volmig verify -s DIR\n\n"
+	"usage: volmig verify -s DIR [--progress-interval SECONDS]\n\n"
 	"Read every region the session records as copied, from the source and from\n"
 	"the target, and compare them byte for byte.  Once the session is synced\n"
 	"that is the whole volume.  Exit status 0 when all compared regions are\n"
 	"identical, 1 at the first difference (named by pair and offset) or error.\n"
 	"Regions written since their copy (named in the dirty log) are not compared,\n"
 	"so programs may go on writing while it runs.  A committed or aborted\n"
-	"session is not compared: only one of its volumes is kept up to date.\n\n"
-	"  -s, --state DIR   state directory (default $VOLMIG_STATE)\n"
-	"  -h, --help        show this help\n";
+	"session is not compared: only one of its volumes is kept up to date.\n"
+	"Progress goes to stderr: a live line on a terminal, a line every\n"
+	"--progress-interval seconds otherwise.\n\n"
+	"  -s, --state DIR                state directory (default $VOLMIG_STATE)\n"
+	"      --progress-interval SEC    seconds between progress lines when stderr\n"
+	"                                 is not a terminal (default 5; 0: none)\n"
+	"  -h, --help                     show this help\n";
 
 struct verify_data {
 	struct state_progress prog[SESS_MAX_PAIRS];
@@ -45,7 +49,41 @@ struct verify_data {
 	uint64_t lost;     /* pairs a writer could not log for: all dirty */
 	uint64_t skipped;  /* regions found written during the comparison */
 	uint32_t npairs;
+	/* progress: regions looked at of those below the cursors at start */
+	uint64_t seen, todo;
+	double t0, last, every; /* every: seconds between lines, 0 none */
+	bool tty, shown;
 };
+
+/* A progress line when one is due (final: the last, on a terminal). */
+static void verify_progress(struct verify_data *d, uint64_t bytes, bool final)
+{
+	double now = mono_now(), pct;
+	char eta[32], rs[32];
+
+	if (final ? !d->tty
+		  : d->tty ? now - d->last < 0.5 : d->every <= 0 || now - d->last < d->every)
+		return;
+	d->last = now;
+	d->shown = d->tty && !final; /* a live line waits for its end */
+	pct = d->todo > 0 ? 100.0 * (double)(d->seen < d->todo ? d->seen : d->todo) /
+				    (double)d->todo
+			  : 100.0;
+	if (d->seen > 0 && d->seen < d->todo) {
+		double left = (now - d->t0) * (double)(d->todo - d->seen) / (double)d->seen;
+
+		snprintf(eta, sizeof(eta), "%d:%02d", (int)(left / 60), (int)left % 60);
+	} else {
+		snprintf(eta, sizeof(eta), "--:--");
+	}
+	size_format(now > d->t0 ? (uint64_t)((double)bytes / (now - d->t0)) : 0, rs, sizeof(rs));
+	if (d->tty)
+		fprintf(stderr, "\r\033[Kvolmig: verifying %5.1f%%  %s/s  ETA %s%s", pct, rs, eta,
+			final ? "\n" : "");
+	else
+		fprintf(stderr, "volmig: verifying %.1f%% %s/s ETA %s\n", pct, rs, eta);
+	fflush(stderr);
+}
 
 static int verify_txn(struct state *st, DB_TXN *txn, void *arg)
 {
@@ -168,6 +206,8 @@ static int verify_pair(struct state *st, const struct sess *s, const char *dir, 
 
 		if (d->lost & (UINT64_C(1) << i))
 			break;
+		d->seen++;
+		verify_progress(d, *bytes, false);
 		if (region_map_test(&d->dirty[i], r))
 			continue;
 		rc = compare_region(p, sfd, tfd, a, b, off, len, &at);
@@ -213,7 +253,9 @@ int cmd_verify(int argc, char **argv)
 	int ret = EXIT_FAIL;
 	char hb[32];
 
-	dir = cli_parse_dir(argc, argv, verify_help, NULL, NULL, &ret);
+	uint64_t every_us = 5000000;
+
+	dir = cli_parse_dir(argc, argv, verify_help, NULL, &every_us, NULL, &ret);
 	if (dir == NULL)
 		return ret;
 	ret = EXIT_FAIL;
@@ -245,8 +287,17 @@ int cmd_verify(int argc, char **argv)
 		goto out;
 	CRASH_POINT("verify.loaded");
 	for (uint32_t i = 0; i < s.npairs; i++)
-		if (verify_pair(&st, &s, dir, i, d, &regions, &bytes) < 0)
+		d->todo += d->prog[i].cursor;
+	d->tty = isatty(STDERR_FILENO);
+	d->every = (double)every_us / 1e6;
+	d->t0 = d->last = mono_now();
+	for (uint32_t i = 0; i < s.npairs; i++)
+		if (verify_pair(&st, &s, dir, i, d, &regions, &bytes) < 0) {
+			if (d->shown)
+				fputc('\n', stderr);
 			goto out;
+		}
+	verify_progress(d, bytes, true);
 	for (uint32_t i = 0; i < s.npairs; i++)
 		if (d->lost & (UINT64_C(1) << i))
 			log_info("pair %u: a program could not log a write to %s, so all of it is to "

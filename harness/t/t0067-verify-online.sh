@@ -10,6 +10,7 @@
 # them and its comparison (made there with the crash-point build's stop) is
 # skipped, not reported.  It still finds a real difference, and it refuses
 # a committed or aborted session, where only one side is kept up to date.
+# Off a terminal it prints a progress line every --progress-interval.
 . "$(dirname "$0")/lib-test.sh"
 
 mib=1048576
@@ -43,6 +44,18 @@ rc=$?
 ok_if "verify passes ($out)" test "$rc" -eq 0
 ok_if "  it compared every copied region but the written one" \
 	grep -q "verified $((done_mib - 1)) regions" <<<"$out"
+
+# progress lines off a terminal: one per region at a microsecond's interval
+# (reading two MiB takes longer), none at 0
+$VOLMIG verify -s "$st" --progress-interval 0.000001 2>"$SCRATCH/progress.err"
+ok_if "verify --progress-interval 0.000001 prints progress lines ($(grep -c 'verifying' "$SCRATCH/progress.err"))" \
+	test "$(grep -c '^volmig: verifying [0-9.]*% .* ETA ' "$SCRATCH/progress.err")" -ge $((done_mib - 2))
+$VOLMIG verify -s "$st" --progress-interval 0 2>"$SCRATCH/progress.err"
+ok_if "  and none at 0" test "$(grep -c 'verifying' "$SCRATCH/progress.err")" -eq 0
+$VOLMIG verify -s "$st" --progress-interval soon 2>"$SCRATCH/progress.err"
+rc=$?
+ok_if "  a bad interval is a usage error (exit $rc)" test "$rc" -eq 2
+ok_if "  named in the message" grep -q -- '--progress-interval soon: want seconds' "$SCRATCH/progress.err"
 
 # a real difference in a region recorded clean is still found
 bad=$((2 * mib + 777))
