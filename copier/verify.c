@@ -49,6 +49,7 @@ struct verify_data {
 	uint64_t lost;     /* pairs a writer could not log for: all dirty */
 	uint64_t skipped;  /* regions found written during the comparison */
 	uint32_t npairs;
+	uint32_t state;    /* the session's, at the last load */
 	/* progress: regions looked at of those below the cursors at start */
 	uint64_t seen, todo;
 	double t0, last, every; /* every: seconds between lines, 0 none */
@@ -88,8 +89,13 @@ static void verify_progress(struct verify_data *d, uint64_t bytes, bool final)
 static int verify_txn(struct state *st, DB_TXN *txn, void *arg)
 {
 	struct verify_data *d = arg;
-	int rc = 0;
+	struct sess s;
+	int rc = state_sess_get(st, txn, &s);
 
+	if (rc < 0)
+		return rc;
+	d->state = s.state;
+	sess_release(&s);
 	for (uint32_t i = 0; i < d->npairs && rc == 0; i++) {
 		region_map_clear_range(&d->dirty[i], 0, d->dirty[i].nbits);
 		rc = state_progress_get(st, txn, i, &d->prog[i]);
@@ -97,6 +103,13 @@ static int verify_txn(struct state *st, DB_TXN *txn, void *arg)
 			rc = state_dirty_load(st, txn, i, &d->dirty[i], NULL);
 	}
 	return rc;
+}
+
+/* Committed, writes go to the targets alone; aborted, to the sources alone:
+ * a difference then means nothing. */
+static const char *only_kept(uint32_t state)
+{
+	return state == SESS_COMMITTED ? "targets are" : "sources are";
 }
 
 /*
@@ -215,6 +228,13 @@ static int verify_pair(struct state *st, const struct sess *s, const char *dir, 
 			/* written since the first read?  Read what is recorded
 			 * clean anew, then the region again */
 			rc = verify_load(d, st, s, dir);
+			if (rc == 0 && (d->state == SESS_COMMITTED || d->state == SESS_ABORTED)) {
+				log_err("session %s was %s while verify ran: only its %s kept up to "
+					"date now, so the comparison stops", dir,
+					sess_state_name(d->state), only_kept(d->state));
+				rc = -ECANCELED;
+				goto out;
+			}
 			if (rc == 0 && ((d->lost & (UINT64_C(1) << i)) || r >= d->prog[i].cursor ||
 					region_map_test(&d->dirty[i], r))) {
 				d->skipped++;
@@ -262,11 +282,8 @@ int cmd_verify(int argc, char **argv)
 	if (session_open(dir, &st, &s) < 0)
 		return EXIT_FAIL;
 	if (s.state == SESS_COMMITTED || s.state == SESS_ABORTED) {
-		/* committed, writes go to the targets alone; aborted, to the
-		 * sources alone: a difference would mean nothing */
 		log_err("session %s is %s: only its %s kept up to date, so sources and targets "
-			"are not compared", dir, sess_state_name(s.state),
-			s.state == SESS_COMMITTED ? "targets are" : "sources are");
+			"are not compared", dir, sess_state_name(s.state), only_kept(s.state));
 		goto out;
 	}
 	d = calloc(1, sizeof(*d));

@@ -9,7 +9,8 @@
 # log and durable state read anew: a write between verify's first read of
 # them and its comparison (made there with the crash-point build's stop) is
 # skipped, not reported.  It still finds a real difference, and it refuses
-# a committed or aborted session, where only one side is kept up to date.
+# a committed or aborted session, where only one side is kept up to date
+# (and stops, saying so, when a commit comes while it runs).
 # Off a terminal it prints a progress line every --progress-interval.
 . "$(dirname "$0")/lib-test.sh"
 
@@ -166,4 +167,21 @@ ok_if "  it found region 3 written and did not compare it" \
 	grep -q '1 region written during the comparison, not compared' "$SCRATCH/verify.err"
 ok_if "  it compared the $((done_mib - 1)) others" \
 	grep -q "verified $((done_mib - 1)) regions" "$SCRATCH/verify.err"
+
+# a commit while verify runs: from then on the source is not kept up to
+# date, and verify stops with that said, not with "differs"
+ok_if "sync finishes" $VOLMIG sync -s "$st" --progress-interval 0
+VOLMIG_CRASH=verify.loaded:1:stop spawn vpid $CV verify -s "$st" 2>"$SCRATCH/verify.err"
+pid=$(stopped_at verify.loaded "$SCRATCH/verify.err")
+ok_if "verify stopped after reading what is recorded clean" test -n "$pid"
+ok_if "commit" $VOLMIG commit -s "$st"
+ok_if "a write to region 0 after the commit (the target alone)" \
+	shim_pwrite "$VOLMIG" "$st" "$src" "$SCRATCH/blk" 0
+kill -CONT "$pid"
+wait "$vpid"
+rc=$?
+ok_if "verify fails (exit $rc)" test "$rc" -eq 1
+ok_if "  saying the session was committed while it ran" \
+	grep -q "was committed while verify ran: only its targets are kept up to date now" \
+	"$SCRATCH/verify.err"
 done_testing
