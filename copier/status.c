@@ -13,6 +13,7 @@
 
 #include "cli.h"
 #include "ctl.h"
+#include "ingest.h"
 #include "log.h"
 #include "region.h"
 #include "size.h"
@@ -34,6 +35,11 @@ struct status_data {
 	struct state_control control;
 	uint64_t mirror_errors[SESS_MAX_PAIRS]; /* the larger of durable and the block's */
 	bool live;                              /* the control block is there */
+	/* the dirty log's records no copier has read yet (status_logged) */
+	struct ingest in;
+	bool log_ok;
+	struct region_map dset[SESS_MAX_PAIRS]; /* the durable dirty set, when needed */
+	uint64_t logged[SESS_MAX_PAIRS];
 };
 
 /* Live figures only the control block has. */
@@ -78,6 +84,10 @@ static int status_txn(struct state *st, DB_TXN *txn, void *arg)
 		rc = state_progress_get(st, txn, i, &d->prog[i]);
 		if (rc == 0)
 			rc = state_dirty_count(st, txn, i, &d->dirty[i]);
+		if (rc == 0 && d->dset[i].nbits > 0) {
+			region_map_clear_range(&d->dset[i], 0, d->dset[i].nbits);
+			rc = state_dirty_load(st, txn, i, &d->dset[i], NULL);
+		}
 		if (rc == 0)
 			rc = state_mirror_errors_get(st, txn, i, &d->mirror_errors[i]);
 	}
@@ -87,6 +97,66 @@ static int status_txn(struct state *st, DB_TXN *txn, void *arg)
 		rc = state_control_get(st, txn, &d->control);
 	sess_release(&s);
 	return rc;
+}
+
+/*
+ * The dirty log's records no copier has read yet: a copier reads them at
+ * its checkpoints, so they wait for one.  Read before the durable state (a
+ * checkpoint in between moves records into the dirty set, as for verify);
+ * the pairs they name get their dirty set loaded.  A log that cannot be
+ * read (reported) leaves log_ok false.
+ */
+static void status_log_read(const char *dir, struct state *st, const struct sess *s,
+			    struct status_data *d)
+{
+	d->in = (struct ingest){ .dir = dir, .session_id = s->id, .npairs = s->npairs };
+	for (uint32_t i = 0; i < s->npairs; i++)
+		d->in.nregions[i] = region_count(sess_capacity(&s->pairs[i]), s->region_shift);
+	d->log_ok = ingest_collect(&d->in, st) == 0;
+	for (size_t k = 0; d->log_ok && k < d->in.nrecs; k++) {
+		uint32_t i = d->in.recs[k].pair;
+
+		if (d->dset[i].nbits == 0 && region_map_init(&d->dset[i], d->in.nregions[i]) < 0)
+			d->log_ok = false;
+	}
+}
+
+/* After the durable state is read: per pair, the regions below its cursor
+ * that the records name, outside the dirty set (written since their copy,
+ * to be copied again). */
+static void status_logged(const struct sess *s, struct status_data *d)
+{
+	for (uint32_t i = 0; d->log_ok && i < s->npairs; i++) {
+		struct region_map m;
+
+		if (d->dset[i].nbits == 0)
+			continue;
+		if (region_map_init(&m, d->dset[i].nbits) < 0) {
+			d->log_ok = false;
+			break;
+		}
+		for (size_t k = 0; k < d->in.nrecs; k++) {
+			const struct ingest_rec *rec = &d->in.recs[k];
+
+			for (uint64_t r = rec->first; rec->pair == i && r < rec->first + rec->count &&
+						      r < d->prog[i].cursor;
+			     r++)
+				if (!region_map_test(&d->dset[i], r))
+					region_map_set(&m, r);
+		}
+		d->logged[i] = m.count;
+		region_map_release(&m);
+	}
+}
+
+static void status_free(struct status_data *d)
+{
+	if (d == NULL)
+		return;
+	for (uint32_t i = 0; i < SESS_MAX_PAIRS; i++)
+		region_map_release(&d->dset[i]);
+	ingest_release(&d->in);
+	free(d);
 }
 
 static void json_string(FILE *f, const char *s)
@@ -188,15 +258,17 @@ int cmd_status(int argc, char **argv)
 	if (d == NULL) {
 		rc = -ENOMEM;
 	} else {
+		status_log_read(dir, &st, &s, d);
 		rc = state_txn(&st, status_txn, d);
 	}
 	state_close(&st);
 	if (rc < 0) {
 		report_errno("cannot read progress from", dir, rc);
 		sess_release(&s);
-		free(d);
+		status_free(d);
 		return EXIT_FAIL;
 	}
+	status_logged(&s, d);
 	status_live(dir, &s, d);
 	copier = session_lock_holder(dir);
 	for (uint32_t i = 0; i < s.npairs; i++) {
@@ -228,7 +300,7 @@ int cmd_status(int argc, char **argv)
 			printf(",\"size\":%llu,\"size_at_setup\":%llu,\"reserve\":%llu,"
 			       "\"bytes_copied\":%llu,\"bytes_recopied\":%llu,"
 			       "\"dirty_regions\":%llu,\"regions\":%llu,\"cursor_regions\":%llu,"
-			       "\"synced_bytes\":%llu,\"mirror_errors\":%llu}",
+			       "\"synced_bytes\":%llu,\"mirror_errors\":%llu,",
 			       (unsigned long long)sizes[i], (unsigned long long)p->size,
 			       (unsigned long long)p->reserve,
 			       (unsigned long long)d->prog[i].bytes_copied,
@@ -238,6 +310,12 @@ int cmd_status(int argc, char **argv)
 			       (unsigned long long)d->prog[i].cursor,
 			       (unsigned long long)synced_bytes(&s, d->prog[i].cursor, sizes[i]),
 			       (unsigned long long)d->mirror_errors[i]);
+			if (d->log_ok)
+				printf("\"dirty_log_regions\":%llu,", (unsigned long long)d->logged[i]);
+			else
+				printf("\"dirty_log_regions\":null,");
+			printf("\"tracking_lost\":%s}",
+			       d->log_ok && (d->in.lost_new & (UINT64_C(1) << i)) ? "true" : "false");
 		}
 		printf("],\"bytes_copied\":%llu,\"bytes_recopied\":%llu,\"resumes\":%llu,"
 		       "\"size\":%llu,\"synced_bytes\":%llu,\"paused\":%s,\"rate_limit\":%llu,"
@@ -278,6 +356,13 @@ int cmd_status(int argc, char **argv)
 			       size_format(sb, a, sizeof(a)), size_format(sizes[i], b, sizeof(b)),
 			       sizes[i] ? 100.0 * (double)sb / (double)sizes[i] : 100.0,
 			       (unsigned long long)d->dirty[i], d->dirty[i] == 1 ? "" : "s");
+			if (d->logged[i])
+				printf("            %llu more written since their copy, in the dirty "
+				       "log (the next copier reads it)\n",
+				       (unsigned long long)d->logged[i]);
+			if (d->log_ok && (d->in.lost_new & (UINT64_C(1) << i)))
+				printf("            tracking lost (a program could not log a "
+				       "write): the next copier copies it all again\n");
 			if (p->reserve)
 				printf("            room to grow: %s past its %s at setup\n",
 				       size_format(p->reserve, a, sizeof(a)),
@@ -312,6 +397,6 @@ int cmd_status(int argc, char **argv)
 		}
 	}
 	sess_release(&s);
-	free(d);
+	status_free(d);
 	return EXIT_OK;
 }

@@ -82,9 +82,9 @@ ok_if "after the kill the session is synced again (the commit rolled back)" \
 	test "$(status_field "$st" state)" = synced
 ok_if "  its two regions still dirty in the dirty log ($(dlog_records "$st") records)" test "$(dlog_records "$st")" -eq 2
 ok_if "sync" $CV sync -s "$st" --progress-interval 0
+ok_if "volmig verify passes" $CV verify -s "$st"
 ok_if "commit" $CV commit -s "$st"
 ok_if "the target is the source" cmp "$src" "$tgt"
-ok_if "volmig verify passes" $CV verify -s "$st"
 
 # a target 2 regions short: the commit adds regions 6 and 7 after its pass
 rm -rf "$st" "$src" "$tgt"
