@@ -149,9 +149,11 @@ static int read_segment(struct ingest *in, struct ingest_seg *sg, int fd)
 	 * prefix and read the rest at the next checkpoint; only a segment whose
 	 * writer is gone is stable enough to call corrupted. */
 	if (a.out_of_range || (res.end == DLOG_END_CORRUPT && !alive)) {
-		log_err("dirty log %s/log/%s is corrupted at offset %llu: ingest stops", in->dir,
-			sg->name,
-			(unsigned long long)(sg->new_off + (a.out_of_range ? res.valid : res.bad_off)));
+		if (!in->quiet)
+			log_err("dirty log %s/log/%s is corrupted at offset %llu: ingest stops",
+				in->dir, sg->name,
+				(unsigned long long)(sg->new_off +
+						     (a.out_of_range ? res.valid : res.bad_off)));
 		rc = -EBADMSG;
 		goto out;
 	}

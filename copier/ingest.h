@@ -51,6 +51,8 @@ struct ingest {
 	size_t nrecs, cap;
 	uint64_t lost_new;       /* pairs newly flagged lost in this batch */
 	bool no_punch;           /* the file system cannot punch holes */
+	bool quiet;              /* a reader that only looks: a corrupted
+				    segment is not reported */
 };
 
 /* A live segment's recorded records are punched out once this much more of

@@ -104,12 +104,13 @@ static int status_txn(struct state *st, DB_TXN *txn, void *arg)
  * its checkpoints, so they wait for one.  Read before the durable state (a
  * checkpoint in between moves records into the dirty set, as for verify);
  * the pairs they name get their dirty set loaded.  A log that cannot be
- * read (reported) leaves log_ok false.
+ * read leaves log_ok false (status says so; sync names the fault).
  */
 static void status_log_read(const char *dir, struct state *st, const struct sess *s,
 			    struct status_data *d)
 {
-	d->in = (struct ingest){ .dir = dir, .session_id = s->id, .npairs = s->npairs };
+	d->in = (struct ingest){ .dir = dir, .session_id = s->id, .npairs = s->npairs,
+				 .quiet = true };
 	for (uint32_t i = 0; i < s->npairs; i++)
 		d->in.nregions[i] = region_count(sess_capacity(&s->pairs[i]), s->region_shift);
 	d->log_ok = ingest_collect(&d->in, st) == 0;
@@ -371,6 +372,8 @@ int cmd_status(int argc, char **argv)
 		printf("copied      %s written to targets, %s of it again after resumes\n",
 		       size_format(copied, a, sizeof(a)), size_format(recopied, b, sizeof(b)));
 		printf("resumes     %llu\n", (unsigned long long)d->totals.resumes);
+		if (!d->log_ok)
+			printf("dirty log   cannot be read now (volmig sync names the fault)\n");
 		for (uint32_t i = 0; i < s.npairs; i++)
 			if (d->mirror_errors[i])
 				printf("mirroring   pair %u: %llu target writes failed (those regions "

@@ -117,7 +117,7 @@ static const char *only_kept(uint32_t state)
  * durable offsets, then the cursors and the durable dirty set, with the
  * records' regions added to it.  A log that reads as corrupted is read
  * again (a copier may have punched out records it had just recorded, under
- * the old offsets) before it is reported.
+ * the old offsets), and reported only then.
  */
 static int verify_load(struct verify_data *d, struct state *st, const struct sess *s,
 		       const char *dir)
@@ -126,7 +126,8 @@ static int verify_load(struct verify_data *d, struct state *st, const struct ses
 	int rc;
 
 	for (int tries = 0;; tries++) {
-		in = (struct ingest){ .dir = dir, .session_id = s->id, .npairs = s->npairs };
+		in = (struct ingest){ .dir = dir, .session_id = s->id, .npairs = s->npairs,
+				      .quiet = tries == 0 };
 		for (uint32_t i = 0; i < s->npairs; i++)
 			in.nregions[i] = d->dirty[i].nbits;
 		rc = ingest_collect(&in, st);

@@ -151,6 +151,25 @@ wait_copier() { # st
 	return 1
 }
 
+# A session on $src (a file of 16 MiB) and $tgt in $st whose copy was
+# stopped part way (SIGTERM, rate-limited): sets done_mib, the MiB recorded
+# copied, at least 4.
+partial_copy_session() {
+	local pid
+	ok_if "setup of a 16 MiB pair" $VOLMIG setup -s "$st" --source "$src" --target "$tgt"
+	spawn pid $VOLMIG sync -s "$st" --rate 4M --progress-interval 0 --checkpoint-interval 0.25 \
+		2>/dev/null
+	for _ in $(seq 200); do
+		[ "$(status_field "$st" synced_bytes)" -ge $((4 * 1048576)) ] && break
+		sleep 0.05
+	done
+	kill -TERM "$pid"
+	wait_exit "$pid" 10
+	ok_if "a copy stopped part way (exit $exit_rc)" test "$exit_rc" = 1
+	done_mib=$(($(status_field "$st" synced_bytes) / 1048576))
+	ok_if "  with $done_mib of 16 regions recorded copied" test "$done_mib" -ge 4 -a "$done_mib" -lt 16
+}
+
 # A synced session of the crash-point build on a random source of MIB MiB
 # (skips without that build): st, src, tgt name its state, source, target.
 crash_synced_session() { # mib

@@ -19,23 +19,8 @@ src="$SCRATCH/src.img" tgt="$SCRATCH/tgt.img" st="$SCRATCH/st"
 make_random "$src" 16
 head -c 4096 /dev/urandom >"$SCRATCH/blk"
 
-# a session whose copy was stopped part way: sets done_mib
-partial_session() {
-	ok_if "setup of a 16 MiB pair" $VOLMIG setup -s "$st" --source "$src" --target "$tgt"
-	spawn pid $VOLMIG sync -s "$st" --rate 4M --progress-interval 0 --checkpoint-interval 0.25 \
-		2>/dev/null
-	for _ in $(seq 200); do
-		[ "$(status_field "$st" synced_bytes)" -ge $((4 * mib)) ] && break
-		sleep 0.05
-	done
-	kill -TERM "$pid"
-	wait_exit "$pid" 10
-	ok_if "a copy stopped part way (exit $exit_rc)" test "$exit_rc" = 1
-	done_mib=$(($(status_field "$st" synced_bytes) / mib))
-	ok_if "  with $done_mib of 16 regions recorded copied" test "$done_mib" -ge 4 -a "$done_mib" -lt 16
-}
 
-partial_session
+partial_copy_session
 ok_if "a program writes to region 1, copied already (no copier runs)" \
 	shim_pwrite "$VOLMIG" "$st" "$src" "$SCRATCH/blk" $((mib + 4096))
 ok_if "  its record is in the dirty log, not yet ingested ($(dlog_records "$st"))" \
@@ -134,7 +119,7 @@ faultio=$(realpath "$VOLMIG_BUILD/libfaultio.so")
 shim=$(realpath "$VOLMIG_BUILD/libvolmig.so")
 logdir=$(cd "$st" && pwd -P)/log/
 rm -rf "$st" "$tgt"
-partial_session
+partial_copy_session
 ok_if "a write to region 2 whose record gets ENOSPC goes on" \
 	$VOLMIG exec -s "$st" -- env LD_PRELOAD="$shim $faultio" \
 	VOLMIG_FAULT="path=$logdir,op=write,err=ENOSPC,after=1,count=1" python3 -c '
@@ -153,7 +138,7 @@ ok_if "  the target is the source" cmp "$src" "$tgt"
 
 need_crash_build
 rm -rf "$st" "$tgt"
-partial_session
+partial_copy_session
 VOLMIG_CRASH=verify.loaded:1:stop spawn vpid $CV verify -s "$st" 2>"$SCRATCH/verify.err"
 pid=$(stopped_at verify.loaded "$SCRATCH/verify.err")
 ok_if "verify stopped after reading what is recorded clean" test -n "$pid"

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# volmig status shows the writes that wait in the dirty log for a copier.
+# A copier reads the log at its checkpoints; with none running, status
+# counted the durable dirty set alone, and showed "0 dirty regions" for a
+# copy that programs had since written over.  It now also counts the
+# regions below the cursor that unread records name (dirty_log_regions in
+# --json), and says when a pair's tracking was lost (tracking_lost): a
+# program could not write a record, so the next copier copies it all again.
+. "$(dirname "$0")/lib-test.sh"
+
+mib=1048576
+src="$SCRATCH/src.img" tgt="$SCRATCH/tgt.img" st="$SCRATCH/st"
+make_random "$src" 16
+head -c 4096 /dev/urandom >"$SCRATCH/blk"
+pair_field() { # st key: the first pair's
+	$VOLMIG status -s "$1" --json | python3 -c \
+		'import json, sys; print(json.dumps(json.load(sys.stdin)["pairs"][0][sys.argv[1]]))' "$2"
+}
+
+partial_copy_session
+ok_if "no copier runs; nothing waits in the dirty log ($(pair_field "$st" dirty_log_regions))" \
+	test "$(pair_field "$st" dirty_log_regions)" = 0
+for off in $((1 * mib)) $((1 * mib + 8192)) $((2 * mib)) $((14 * mib)); do
+	shim_pwrite "$VOLMIG" "$st" "$src" "$SCRATCH/blk" "$off"
+done
+ok_if "4 writes: to regions 1 (twice) and 2, copied, and 14, not yet" \
+	test "$(dlog_records "$st")" -ge 3
+ok_if "  status counts the 2 copied regions written since ($(pair_field "$st" dirty_log_regions))" \
+	test "$(pair_field "$st" dirty_log_regions)" = 2
+ok_if "  the durable dirty set is still empty" test "$(pair_field "$st" dirty_regions)" = 0
+ok_if "  and says so for people" \
+	sh -c "$VOLMIG status -s '$st' | grep -q '2 more written since their copy, in the dirty log'"
+ok_if "  tracking is not lost" test "$(pair_field "$st" tracking_lost)" = false
+ok_if "sync finishes" $VOLMIG sync -s "$st" --progress-interval 0
+ok_if "  then nothing waits in the dirty log" test "$(pair_field "$st" dirty_log_regions)" = 0
+ok_if "  the target is the source" cmp "$src" "$tgt"
+
+# a record that cannot be written (ENOSPC): tracking of the pair is lost
+faultio=$(realpath "$VOLMIG_BUILD/libfaultio.so")
+shim=$(realpath "$VOLMIG_BUILD/libvolmig.so")
+rm -rf "$st" "$tgt"
+partial_copy_session
+logdir=$(cd "$st" && pwd -P)/log/
+ok_if "a write whose record gets ENOSPC goes on" \
+	$VOLMIG exec -s "$st" -- env LD_PRELOAD="$shim $faultio" \
+	VOLMIG_FAULT="path=$logdir,op=write,err=ENOSPC,after=1,count=1" python3 -c '
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+os.pwrite(fd, open(sys.argv[2], "rb").read(), 2 * 1048576)' "$src" "$SCRATCH/blk"
+ok_if "status says tracking is lost ($(pair_field "$st" tracking_lost))" \
+	test "$(pair_field "$st" tracking_lost)" = true
+ok_if "  and so for people" \
+	sh -c "$VOLMIG status -s '$st' | grep -q 'tracking lost (a program could not log a write)'"
+ok_if "sync copies it all again" $VOLMIG sync -s "$st" --progress-interval 0
+ok_if "  the target is the source" cmp "$src" "$tgt"
+ok_if "  tracking is no longer lost" test "$(pair_field "$st" tracking_lost)" = false
+done_testing
