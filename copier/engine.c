@@ -901,7 +901,6 @@ static void copy_holes(struct engine *e, const struct work *w, void *buf, int lo
 	}
 }
 
-/* Copy the regions of item w one by one (copy_region) and account them. */
 /* Item w is given up from region r on (the copier stops before their copy,
  * or a copy failed): those regions are not done, so the cursor stays below
  * them and the next run copies them (a dirty one stays dirty).  Caller
@@ -911,6 +910,7 @@ static void abandon(struct engine *e, const struct work *w, uint64_t r)
 	region_map_clear_range(&e->pairs[w->pair].busy, r, w->first + w->n - r);
 }
 
+/* Copy the regions of item w one by one (copy_region) and account them. */
 static void copy_each(struct engine *e, const struct work *w, void *buf, int lock_fd)
 {
 	for (uint64_t r = w->first; r < w->first + w->n; r++) {
