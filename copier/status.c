@@ -373,7 +373,7 @@ int cmd_status(int argc, char **argv)
 		       size_format(copied, a, sizeof(a)), size_format(recopied, b, sizeof(b)));
 		printf("resumes     %llu\n", (unsigned long long)d->totals.resumes);
 		if (!d->log_ok)
-			printf("dirty log   cannot be read now (volmig sync names the fault)\n");
+			printf("dirty log   cannot be read (volmig sync names the fault)\n");
 		for (uint32_t i = 0; i < s.npairs; i++)
 			if (d->mirror_errors[i])
 				printf("mirroring   pair %u: %llu target writes failed (those regions "
