@@ -19,7 +19,6 @@ src="$SCRATCH/src.img" tgt="$SCRATCH/tgt.img" st="$SCRATCH/st"
 make_random "$src" 16
 head -c 4096 /dev/urandom >"$SCRATCH/blk"
 
-
 partial_copy_session
 ok_if "a program writes to region 1, copied already (no copier runs)" \
 	shim_pwrite "$VOLMIG" "$st" "$src" "$SCRATCH/blk" $((mib + 4096))
@@ -111,7 +110,6 @@ rc=$?
 ok_if "verify refuses a committed session (exit $rc)" test "$rc" -eq 1
 ok_if "  and says why" grep -q "is committed: only its targets are kept up to date" <<<"$out"
 
-# a write after verify read what is clean, before it compares the region
 # a write whose dirty-log record could not be written (ENOSPC): the shim
 # flags its pair lost and lets the write go on; the whole pair is to be
 # copied again, so verify compares none of it
@@ -136,6 +134,7 @@ ok_if "  and compares no region" grep -q "verified 0 regions" <<<"$out"
 ok_if "sync copies it all again" $VOLMIG sync -s "$st" --progress-interval 0
 ok_if "  the target is the source" cmp "$src" "$tgt"
 
+# a write after verify read what is clean, before it compares the region
 need_crash_build
 rm -rf "$st" "$tgt"
 partial_copy_session

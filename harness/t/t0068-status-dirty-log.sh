@@ -23,10 +23,10 @@ pair_field() { # st key: the first pair's
 partial_copy_session
 ok_if "no copier runs; nothing waits in the dirty log ($(pair_field "$st" dirty_log_regions))" \
 	test "$(pair_field "$st" dirty_log_regions)" = 0
-for off in $((1 * mib)) $((1 * mib + 8192)) $((2 * mib)) $((14 * mib)); do
+for off in $((1 * mib)) $((1 * mib + 8192)) $((2 * mib)) $((15 * mib)); do
 	shim_pwrite "$VOLMIG" "$st" "$src" "$SCRATCH/blk" "$off"
 done
-ok_if "4 writes: to regions 1 (twice) and 2, copied, and 14, not yet" \
+ok_if "4 writes: to regions 1 (twice) and 2, copied, and 15, not yet" \
 	test "$(dlog_records "$st")" -ge 3
 ok_if "  status counts the 2 copied regions written since ($(pair_field "$st" dirty_log_regions))" \
 	test "$(pair_field "$st" dirty_log_regions)" = 2
