@@ -164,6 +164,14 @@ out:
 	return rc;
 }
 
+void ingest_reader(struct ingest *in, const char *dir, const struct sess *s, bool quiet)
+{
+	*in = (struct ingest){ .dir = dir, .session_id = s->id, .npairs = s->npairs,
+			       .quiet = quiet };
+	for (uint32_t i = 0; i < s->npairs; i++)
+		in->nregions[i] = region_count(sess_capacity(&s->pairs[i]), s->region_shift);
+}
+
 int ingest_collect(struct ingest *in, struct state *st)
 {
 	char path[4200];

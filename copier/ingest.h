@@ -59,6 +59,10 @@ struct ingest {
  * them is recorded (ingest_trim). */
 #define INGEST_TRIM_BYTES (1u << 20)
 
+/* A reader of session s's dirty log in dir that only looks (verify,
+ * status): quiet, or it reports a corrupted segment. */
+void ingest_reader(struct ingest *in, const char *dir, const struct sess *s, bool quiet);
+
 /*
  * Read every segment's records past its offset into in->recs.  Returns 0;
  * -EBADMSG for a corrupted segment (reported with its name and offset);

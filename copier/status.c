@@ -109,10 +109,7 @@ static int status_txn(struct state *st, DB_TXN *txn, void *arg)
 static void status_log_read(const char *dir, struct state *st, const struct sess *s,
 			    struct status_data *d)
 {
-	d->in = (struct ingest){ .dir = dir, .session_id = s->id, .npairs = s->npairs,
-				 .quiet = true };
-	for (uint32_t i = 0; i < s->npairs; i++)
-		d->in.nregions[i] = region_count(sess_capacity(&s->pairs[i]), s->region_shift);
+	ingest_reader(&d->in, dir, s, true);
 	d->log_ok = ingest_collect(&d->in, st) == 0;
 	for (size_t k = 0; d->log_ok && k < d->in.nrecs; k++) {
 		uint32_t i = d->in.recs[k].pair;

@@ -127,10 +127,7 @@ static int verify_load(struct verify_data *d, struct state *st, const struct ses
 	int rc;
 
 	for (int tries = 0;; tries++) {
-		in = (struct ingest){ .dir = dir, .session_id = s->id, .npairs = s->npairs,
-				      .quiet = tries == 0 };
-		for (uint32_t i = 0; i < s->npairs; i++)
-			in.nregions[i] = d->dirty[i].nbits;
+		ingest_reader(&in, dir, s, tries == 0);
 		rc = ingest_collect(&in, st);
 		if (rc != -EBADMSG || tries == 1)
 			break;

@@ -170,6 +170,20 @@ partial_copy_session() {
 	ok_if "  with $done_mib of 16 regions recorded copied" test "$done_mib" -ge 4 -a "$done_mib" -lt 16
 }
 
+# A program's write of $SCRATCH/blk at OFFSET into $src (session $st) whose
+# dirty-log record gets ENOSPC (faultio): the shim flags the pair's
+# tracking lost and lets the write go on.
+lost_tracking_write() { # offset
+	local logdir
+	logdir=$(cd "$st" && pwd -P)/log/
+	$VOLMIG exec -s "$st" -- env \
+		LD_PRELOAD="$(realpath "$VOLMIG_BUILD/libvolmig.so") $(realpath "$VOLMIG_BUILD/libfaultio.so")" \
+		VOLMIG_FAULT="path=$logdir,op=write,err=ENOSPC,after=1,count=1" python3 -c '
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+os.pwrite(fd, open(sys.argv[2], "rb").read(), int(sys.argv[3]))' "$src" "$SCRATCH/blk" "$1"
+}
+
 # A synced session of the crash-point build on a random source of MIB MiB
 # (skips without that build): st, src, tgt name its state, source, target.
 crash_synced_session() { # mib

@@ -113,17 +113,9 @@ ok_if "  and says why" grep -q "is committed: only its targets are kept up to da
 # a write whose dirty-log record could not be written (ENOSPC): the shim
 # flags its pair lost and lets the write go on; the whole pair is to be
 # copied again, so verify compares none of it
-faultio=$(realpath "$VOLMIG_BUILD/libfaultio.so")
-shim=$(realpath "$VOLMIG_BUILD/libvolmig.so")
-logdir=$(cd "$st" && pwd -P)/log/
 rm -rf "$st" "$tgt"
 partial_copy_session
-ok_if "a write to region 2 whose record gets ENOSPC goes on" \
-	$VOLMIG exec -s "$st" -- env LD_PRELOAD="$shim $faultio" \
-	VOLMIG_FAULT="path=$logdir,op=write,err=ENOSPC,after=1,count=1" python3 -c '
-import os, sys
-fd = os.open(sys.argv[1], os.O_RDWR)
-os.pwrite(fd, open(sys.argv[2], "rb").read(), 2 * 1048576)' "$src" "$SCRATCH/blk"
+ok_if "a write to region 2 whose record gets ENOSPC goes on" lost_tracking_write $((2 * mib))
 ok_if "  the source has it" cmp -s -i 0:$((2 * mib)) -n 4096 "$SCRATCH/blk" "$src"
 out=$($VOLMIG verify -s "$st" 2>&1)
 rc=$?

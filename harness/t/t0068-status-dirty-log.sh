@@ -39,17 +39,9 @@ ok_if "  then nothing waits in the dirty log" test "$(pair_field "$st" dirty_log
 ok_if "  the target is the source" cmp "$src" "$tgt"
 
 # a record that cannot be written (ENOSPC): tracking of the pair is lost
-faultio=$(realpath "$VOLMIG_BUILD/libfaultio.so")
-shim=$(realpath "$VOLMIG_BUILD/libvolmig.so")
 rm -rf "$st" "$tgt"
 partial_copy_session
-logdir=$(cd "$st" && pwd -P)/log/
-ok_if "a write whose record gets ENOSPC goes on" \
-	$VOLMIG exec -s "$st" -- env LD_PRELOAD="$shim $faultio" \
-	VOLMIG_FAULT="path=$logdir,op=write,err=ENOSPC,after=1,count=1" python3 -c '
-import os, sys
-fd = os.open(sys.argv[1], os.O_RDWR)
-os.pwrite(fd, open(sys.argv[2], "rb").read(), 2 * 1048576)' "$src" "$SCRATCH/blk"
+ok_if "a write whose record gets ENOSPC goes on" lost_tracking_write $((2 * mib))
 ok_if "status says tracking is lost ($(pair_field "$st" tracking_lost))" \
 	test "$(pair_field "$st" tracking_lost)" = true
 ok_if "  and so for people" \
