@@ -240,6 +240,12 @@ static uint64_t current_rate(const struct engine *e)
 	return r == UINT64_MAX ? 0 : r;
 }
 
+/* volmig pause is in force (the control block; volmig resume clears it). */
+static bool paused(const struct engine *e)
+{
+	return atomic_load_explicit(&e->ctl.hdr->paused, memory_order_relaxed) != 0;
+}
+
 /* Do buffered reads of p's source that end at region end read without
  * readahead (NORA_SPAN)?  Caller holds mu (the cached extent). */
 static bool near_hole(const struct engine *e, const struct pair_rt *p, uint64_t end)
@@ -371,7 +377,7 @@ static bool next_dirty(struct engine *e, uint32_t pi, struct work *w)
 
 static bool next_work(struct engine *e, struct work *w)
 {
-	if (atomic_load_explicit(&e->ctl.hdr->paused, memory_order_relaxed)) {
+	if (paused(e)) {
 		w->kind = WORK_NONE;
 		return false; /* volmig pause: writes are still tracked */
 	}
@@ -429,35 +435,43 @@ static bool stopping(struct engine *e)
 
 /* Wait for the bandwidth limit to allow len more bytes of item w, whose
  * copying then begins (item_begins).  A new limit (volmig throttle) takes
- * effect within 0.1 s, also for a thread already waiting.  False, with the
- * item not begun, when the copier stops meanwhile: under a low limit the
- * wait can be minutes, and a SIGTERM or an abort must not wait for it (the
- * caller leaves the rest of the item to the next run). */
+ * effect within 0.1 s, also for a thread already waiting.  A pause holds
+ * the item here until volmig resume, limit or not: next_work hands out no
+ * new item while paused, and an item taken before the pause (or the rest
+ * of one copied region by region) must not copy either.  False, with the
+ * item not begun, when the copier stops meanwhile: under a low limit or a
+ * pause the wait can be minutes, and a SIGTERM or an abort must not wait
+ * for it (the caller leaves the rest of the item to the next run). */
 static bool rate_wait(struct engine *e, const struct work *w, uint64_t len)
 {
 	uint64_t rate = current_rate(e);
-	double now, at;
+	double now, at = 0;
 
-	if (rate == 0) {
-		item_begins(e, w);
-		return true;
+	if (rate > 0) {
+		pthread_mutex_lock(&e->rate_mu);
+		now = mono_now();
+		if (rate != e->rate_used) {
+			e->rate_used = rate;
+			if (e->rate_next > now)
+				e->rate_next = now;
+		}
+		at = e->rate_next > now ? e->rate_next : now;
+		e->rate_next = at + (double)len / (double)rate;
+		pthread_mutex_unlock(&e->rate_mu);
 	}
-	pthread_mutex_lock(&e->rate_mu);
-	now = mono_now();
-	if (rate != e->rate_used) {
-		e->rate_used = rate;
-		if (e->rate_next > now)
-			e->rate_next = now;
-	}
-	at = e->rate_next > now ? e->rate_next : now;
-	e->rate_next = at + (double)len / (double)rate;
-	pthread_mutex_unlock(&e->rate_mu);
-	while ((now = mono_now()) < at && current_rate(e) == rate) {
-		double d = at - now > 0.1 ? 0.1 : at - now;
-		struct timespec ts = { (time_t)d, (long)((d - (double)(time_t)d) * 1e9) };
+	for (;;) {
+		bool hold = paused(e);
+		struct timespec ts;
+		double d;
 
+		now = mono_now();
+		if (!hold && (now >= at || current_rate(e) != rate))
+			break;
 		if (stopping(e))
 			return false;
+		d = hold || at - now > 0.1 ? 0.1 : at - now;
+		ts.tv_sec = (time_t)d;
+		ts.tv_nsec = (long)((d - (double)ts.tv_sec) * 1e9);
 		nanosleep(&ts, NULL);
 	}
 	item_begins(e, w);
@@ -1353,6 +1367,20 @@ static bool finished_locked(struct engine *e, bool clean)
 	return true;
 }
 
+/* The ETA counts the regions done from now on, at the rate they are done
+ * from now on: at the start, and after a pause. */
+static void eta_restart(struct engine *e, double now)
+{
+	uint64_t done = 0;
+
+	pthread_mutex_lock(&e->mu);
+	for (uint32_t i = 0; i < e->npairs; i++)
+		done += e->pairs[i].done.count;
+	e->prog_done0 = done;
+	e->prog_t0 = now;
+	pthread_mutex_unlock(&e->mu);
+}
+
 static void progress_line(struct engine *e, bool tty, bool final, double *last_t,
 			  uint64_t *last_bytes)
 {
@@ -1368,7 +1396,9 @@ static void progress_line(struct engine *e, bool tty, bool final, double *last_t
 	rate = dt > 0 ? (double)(bytes - *last_bytes) / dt : 0;
 	/* by regions done since the start, not bytes: the regions in a sparse
 	 * source's holes take no bytes and next to no time */
-	if (done > e->prog_done0 && done < e->regions_total) {
+	if (paused(e) && done < e->regions_total) {
+		snprintf(eta, sizeof(eta), "paused");
+	} else if (done > e->prog_done0 && done < e->regions_total) {
 		double left = (now - e->prog_t0) * (double)(e->regions_total - done) /
 			      (double)(done - e->prog_done0);
 
@@ -1706,6 +1736,7 @@ int engine_run(const char *dir, struct state *st, struct sess *s, const struct e
 	unsigned passes_at_sync = 0;
 	bool backlog = true; /* the first checkpoint reads what was logged before */
 	bool look_again = false; /* skip the next wait (see the main loop) */
+	bool was_paused;         /* the pause the copier last said it saw */
 	int rc;
 
 	e.run_max = run_regions(&e);
@@ -1766,11 +1797,9 @@ int engine_run(const char *dir, struct state *st, struct sess *s, const struct e
 		}
 	}
 
-	last_ckpt = last_prog = rate_t = e.prog_t0 = mono_now();
-	pthread_mutex_lock(&e.mu);
-	for (uint32_t i = 0; i < e.npairs; i++)
-		e.prog_done0 += e.pairs[i].done.count;
-	pthread_mutex_unlock(&e.mu);
+	last_ckpt = last_prog = rate_t = mono_now();
+	eta_restart(&e, last_ckpt);
+	was_paused = paused(&e); /* said so already (engine_load) */
 	rc = 0;
 	for (;;) {
 		struct timespec ts;
@@ -1832,6 +1861,15 @@ int engine_run(const char *dir, struct state *st, struct sess *s, const struct e
 		pthread_mutex_unlock(&e.mu);
 
 		now = mono_now();
+		if (paused(&e) != was_paused) {
+			was_paused = !was_paused;
+			if (was_paused) {
+				log_info("copying is paused (volmig resume goes on)");
+			} else {
+				log_info("copying resumed");
+				eta_restart(&e, now); /* the pause copied nothing */
+			}
+		}
 		/* a checkpoint records the finished bulk pass before synced is,
 		 * and the last work before an exit */
 		if (stop || (finished && (s->state == SESS_COPYING || drained)) || now >= due) {
