@@ -293,6 +293,13 @@ copy_run_bytes() {
 	echo $((n * region))
 }
 
+# JSON field of the first pair in `volmig status --json`, as JSON (numbers,
+# true/false, quoted strings).
+pair_field() { # dir key
+	$VOLMIG_BIN status -s "$1" --json | python3 -c \
+		'import json, sys; print(json.dumps(json.load(sys.stdin)["pairs"][0][sys.argv[1]]))' "$2"
+}
+
 # JSON field of `volmig status --json` (top level, numbers and strings).
 status_field() { # dir key
 	$VOLMIG_BIN status -s "$1" --json | python3 -c 'import json,sys; v=json.load(sys.stdin)[sys.argv[1]]; print(v if v is not None else "null")' "$2"

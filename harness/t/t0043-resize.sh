@@ -19,10 +19,6 @@ test_seed
 make_random "$src" 8
 ok_if "setup --reserve 8M" $VOLMIG setup -s "$st" --source "$src" --target "$tgt" \
 	--region-size 64k --reserve 8M
-pair_field() { # dir key
-	$VOLMIG_BIN status -s "$1" --json |
-		python3 -c 'import json,sys; print(json.load(sys.stdin)["pairs"][0][sys.argv[1]])' "$2"
-}
 v=$(pair_field "$st" regions)
 [ "$v" = 256 ] && ok "the session tracks 16 MiB: 256 regions of 64k" ||
 	not_ok "the session tracks 16 MiB: 256 regions of 64k (got $v)"

@@ -15,10 +15,6 @@ mib=1048576
 src="$SCRATCH/src.img" tgt="$SCRATCH/tgt.img" st="$SCRATCH/st"
 make_random "$src" 16
 head -c 4096 /dev/urandom >"$SCRATCH/blk"
-pair_field() { # st key: the first pair's
-	$VOLMIG status -s "$1" --json | python3 -c \
-		'import json, sys; print(json.dumps(json.load(sys.stdin)["pairs"][0][sys.argv[1]]))' "$2"
-}
 
 partial_copy_session
 ok_if "no copier runs; nothing waits in the dirty log ($(pair_field "$st" dirty_log_regions))" \
