@@ -151,6 +151,15 @@ wait_copier() { # st
 	return 1
 }
 
+# The files partial_copy_session and lost_tracking_write work on: a random
+# 16 MiB source, its target's and state's paths, and $SCRATCH/blk, 4 KiB a
+# program writes.  Sets mib, src, tgt, st.
+partial_copy_files() {
+	mib=1048576 src="$SCRATCH/src.img" tgt="$SCRATCH/tgt.img" st="$SCRATCH/st"
+	make_random "$src" 16
+	head -c 4096 /dev/urandom >"$SCRATCH/blk"
+}
+
 # A session on $src (a file of 16 MiB) and $tgt in $st whose copy was
 # stopped part way (SIGTERM, rate-limited): sets done_mib, the MiB recorded
 # copied, at least 4.

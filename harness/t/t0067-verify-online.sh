@@ -14,10 +14,7 @@
 # Off a terminal it prints a progress line every --progress-interval.
 . "$(dirname "$0")/lib-test.sh"
 
-mib=1048576
-src="$SCRATCH/src.img" tgt="$SCRATCH/tgt.img" st="$SCRATCH/st"
-make_random "$src" 16
-head -c 4096 /dev/urandom >"$SCRATCH/blk"
+partial_copy_files
 
 partial_copy_session
 ok_if "a program writes to region 1, copied already (no copier runs)" \

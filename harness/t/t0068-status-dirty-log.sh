@@ -11,10 +11,7 @@
 # segment look corrupted for a moment), verify and sync do.
 . "$(dirname "$0")/lib-test.sh"
 
-mib=1048576
-src="$SCRATCH/src.img" tgt="$SCRATCH/tgt.img" st="$SCRATCH/st"
-make_random "$src" 16
-head -c 4096 /dev/urandom >"$SCRATCH/blk"
+partial_copy_files
 
 partial_copy_session
 ok_if "no copier runs; nothing waits in the dirty log ($(pair_field "$st" dirty_log_regions))" \
