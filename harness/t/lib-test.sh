@@ -142,6 +142,16 @@ stopped_at() { # point file [tries]
 	return 1
 }
 
+# Wait up to 10 s for FILE to hold a line matching the extended regular
+# expression RE (a program's message, an event and not a sleep).
+wait_line() { # re file
+	for _ in $(seq 200); do
+		grep -qE -- "$1" "$2" 2>/dev/null && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
 # Wait up to 10 s for a copier to run on the session in ST.
 wait_copier() { # st
 	for _ in $(seq 200); do

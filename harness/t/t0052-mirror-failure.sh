@@ -60,11 +60,8 @@ kill -KILL "$fpid"
 wait "$fpid" 2>/dev/null
 
 VOLMIG_CRASH=state.committed.before:1:stop spawn cpid $CV commit -s "$st" 2>"$SCRATCH/commit.err"
-for _ in $(seq 200); do
-	grep -q "state.committed.before hit 1 .*stopped" "$SCRATCH/commit.err" && break
-	sleep 0.05
-done
-ok_if "commit stopped after its barrier" grep -q "stopped" "$SCRATCH/commit.err"
+ok_if "commit stopped after its barrier" \
+	wait_line "state.committed.before hit 1 .*stopped" "$SCRATCH/commit.err"
 
 ok_if "the count outlives the control block commit rebuilt (mirror_errors 2)" \
 	test "$(mirror_errors)" = 2

@@ -72,8 +72,7 @@ hold=$'import os, signal, sys\nfd = os.open(sys.argv[1], os.O_WRONLY)\nos.pwrite
 $CV exec -s st2 -- python3 -c "$hold" b.src $((8 * 1048576 - 4096)) >hold2.out 2>/dev/null &
 hpid=$!
 _t_pids+=("$hpid")
-for _ in $(seq 200); do grep -q ready hold2.out 2>/dev/null && break; sleep 0.05; done
-ok_if "a program holds the block" grep -q ready hold2.out
+ok_if "a program holds the block" wait_line ready hold2.out
 killed_at_first_checkpoint st2 "the copier"
 cursor=$($VOLMIG_BIN status -s st2 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["pairs"][0]["cursor_regions"])')
 [ "$cursor" -ge 1 ] && ok "regions recorded clean (cursor $cursor)" || not_ok "cursor $cursor, want 1 or more"
@@ -108,7 +107,7 @@ ok_if "setup (third session)" $CV setup -s st3 --source c.src --target c.tgt
 $CV exec -s st3 -- python3 -c "$hold" c.src 0 >hold.out 2>/dev/null &
 hpid=$!
 _t_pids+=("$hpid")
-for _ in $(seq 200); do grep -q ready hold.out 2>/dev/null && break; sleep 0.05; done
+wait_line ready hold.out
 ino=$(stat -c %i st3/ctl)
 ok_if "abort the third session" $CV abort -s st3
 ok_if "setup --force while a process holds the old block" $CV setup -s st3 --force --source c.src --target c.tgt

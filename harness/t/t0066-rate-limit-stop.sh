@@ -60,12 +60,8 @@ done
 ok_if "the first region is recorded, the others wait for the limit" \
 	test "$(status_field "$st" synced_bytes)" -eq 1048576
 ok_if "pause" $VOLMIG pause -s "$st"
-for _ in $(seq 200); do
-	grep -q 'copying is paused' "$SCRATCH/sync.err" && break
-	sleep 0.05
-done
-ok_if "  the copier says it is paused" grep -q 'copying is paused (volmig resume goes on)' \
-	"$SCRATCH/sync.err"
+ok_if "  the copier says it is paused" \
+	wait_line 'copying is paused \(volmig resume goes on\)' "$SCRATCH/sync.err"
 ok_if "throttle 0 (no limit) while paused" $VOLMIG throttle -s "$st" 0
 # a waiting thread sees a new limit within 0.1 s, and its copy would be
 # recorded within the 0.2 s checkpoint interval (t0042: a second)

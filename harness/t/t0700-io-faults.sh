@@ -478,7 +478,7 @@ note "dirty log: tracking of a pair is lost a second time, after the copier hand
 # the control block alone; once the block was rebuilt from durable state the
 # region was never copied and sync said synced over a differing target.
 relost() {
-	local c app cur s _
+	local c app cur s lost _
 	relost_state() { # prints: cursor dirty state
 		$VOLMIG_BIN status -s "$ST" --json 2>/dev/null | python3 -c \
 			'import json,sys; j=json.load(sys.stdin); p=j["pairs"][0]; print(p.get("cursor_regions", 0), p["dirty_regions"], j["state"])'
@@ -509,12 +509,10 @@ os.pwrite(fd, b"B" * 4096, 100 * 65536)
 	# bulk pass copies region 100, or region 100 is still dirty at the
 	# second write and that write needs no record: wait for the copier to
 	# say so (bounded), and give up this try when it was too late
-	for _ in $(seq 200); do
-		grep -q 'lost track' "$DIR/run.err" && break
-		sleep 0.05
-	done
+	wait_line 'lost track' "$DIR/run.err"
+	lost=$?
 	read -r cur _ s < <(relost_state)
-	if ! grep -q 'lost track' "$DIR/run.err" || [ "${cur:-0}" -ge 100 ]; then
+	if [ "$lost" -ne 0 ] || [ "${cur:-0}" -ge 100 ]; then
 		kill -KILL "$c" "$app" 2>/dev/null
 		wait "$c" "$app" 2>/dev/null
 		return 1
