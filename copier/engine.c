@@ -1975,6 +1975,12 @@ int engine_run(const char *dir, struct state *st, struct sess *s, const struct e
 	}
 	if (rc == -ECANCELED)
 		log_err("session %s was aborted; the copier stops", dir);
+	/* the state as the last checkpoint read it: a switch or a commit made
+	 * since this copier started (sync names it as it ends) */
+	if (rc == 0 && s->state != SESS_COPYING &&
+	    (e.state_seen == SESS_SYNCED || e.state_seen == SESS_SWITCHED ||
+	     e.state_seen == SESS_COMMITTED))
+		s->state = e.state_seen;
 out_sig:
 	sigaction(SIGINT, &old_int, NULL);
 	sigaction(SIGTERM, &old_term, NULL);

@@ -49,6 +49,8 @@ ok_if "  the session is still paused" test "$(status_field "$st" paused)" = True
 wait_exit "$spid" 30
 ok_if "the paused copier ends with the commit (exit $exit_rc, want 0 within 30 s)" \
 	test "$exit_rc" = 0
+ok_if "  it says the session is committed" \
+	test "$(tail -n 1 "$SCRATCH/sync.err")" = "volmig: session $st is committed"
 for r in 1 3 5; do
 	ok_if "  write $r is on the target" cmp -s -i 0:$((r * mib)) -n 4096 "$SCRATCH/b$r" "$tgt"
 done
