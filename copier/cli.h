@@ -110,6 +110,10 @@ int session_read(struct state *st, struct sess *s);
  */
 int session_check_pairs(const char *dir, struct state *st, const struct sess *s);
 
+/* True when path no longer names the volume recorded as want: removed, or
+ * another file or device there; any other failure of stat says nothing. */
+bool session_volume_changed(const char *path, const struct sess_ident *want);
+
 /*
  * Record that the source of pair grew to size, past its capacity: the
  * migration is stopped (kept in the control record; only abort is left).

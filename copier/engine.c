@@ -1204,6 +1204,31 @@ static int check_sizes(struct engine *e)
 }
 
 /*
+ * A source or target replaced (another file renamed over it, or removed
+ * and made again) or removed: programs that open its path now get a
+ * volume this session neither tracks nor copies, and a commit refuses the
+ * session.  Copying on would report progress on a volume no longer in use
+ * by that name, and a --follow copier would run for ever.  True (said)
+ * when one is.
+ */
+static bool volume_gone(struct engine *e)
+{
+	for (uint32_t i = 0; i < e->npairs; i++) {
+		const struct sess_pair *sp = e->pairs[i].sp;
+		bool src = session_volume_changed(sp->source, &sp->source_id);
+
+		if (!src && !session_volume_changed(sp->target, &sp->target_id))
+			continue;
+		log_err("%s %s is no longer the volume it was at setup (replaced or removed): "
+			"the copier stops, and the migration cannot finish (volmig abort -s %s, "
+			"then set up again)", src ? "source" : "target",
+			src ? sp->source : sp->target, e->dir);
+		return true;
+	}
+	return false;
+}
+
+/*
  * One checkpoint (I3): ingest the dirty log, snapshot, flush targets,
  * commit.  On failure the snapshot is put back so nothing is lost from
  * memory either.  Returns 0 or -errno (reported).
@@ -1339,6 +1364,14 @@ out:
 				if (!region_map_test(&e->pairs[i].pend_add, c.del[i].v[k]))
 					region_map_set(&e->pairs[i].pend_del, c.del[i].v[k]);
 		}
+		fail_locked(e, rc);
+		pthread_mutex_unlock(&e->mu);
+	}
+	/* after the record (what was copied stays counted), and not once the
+	 * session is committed: its old sources may then go */
+	if (rc == 0 && c.state_seen != SESS_COMMITTED && volume_gone(e)) {
+		rc = -ESTALE;
+		pthread_mutex_lock(&e->mu);
 		fail_locked(e, rc);
 		pthread_mutex_unlock(&e->mu);
 	}

@@ -298,6 +298,16 @@ int session_stop(const char *dir, struct state *st, const struct sess *s, uint32
 	return -EFBIG;
 }
 
+bool session_volume_changed(const char *path, const struct sess_ident *want)
+{
+	struct sess_ident id;
+	struct stat sb;
+
+	if (stat(path, &sb) < 0)
+		return errno == ENOENT || errno == ENOTDIR;
+	return sess_ident_from_stat(&sb, &id) < 0 || !sess_ident_equal(&id, want);
+}
+
 int session_check_pairs(const char *dir, struct state *st, const struct sess *s)
 {
 	struct stop_arg a = { 0 };

@@ -171,12 +171,14 @@ static void json_string(FILE *f, const char *s)
 	fputc('"', f);
 }
 
-/* A pair's source size now: a file's may have changed since setup. */
-static uint64_t source_size(const struct sess_pair *p)
+/* A pair's source size now: a file's may have changed since setup (its
+ * size at setup when the path names another file now). */
+static uint64_t source_size(const struct sess_pair *p, bool changed)
 {
 	struct stat sb;
 
-	if (p->source_id.kind == SESS_KIND_FILE && stat(p->source, &sb) == 0 && S_ISREG(sb.st_mode))
+	if (!changed && p->source_id.kind == SESS_KIND_FILE && stat(p->source, &sb) == 0 &&
+	    S_ISREG(sb.st_mode))
 		return (uint64_t)sb.st_size;
 	return p->size;
 }
@@ -218,6 +220,7 @@ int cmd_status(int argc, char **argv)
 	const char *dir_arg = NULL, *dir;
 	struct status_data *d;
 	uint64_t sizes[SESS_MAX_PAIRS];
+	bool src_gone[SESS_MAX_PAIRS], tgt_gone[SESS_MAX_PAIRS];
 	char stopbuf[4096 + 256];
 	const char *stop;
 	uint64_t copied = 0, recopied = 0, size_total = 0, synced_total = 0;
@@ -270,9 +273,17 @@ int cmd_status(int argc, char **argv)
 	status_live(dir, &s, d);
 	copier = session_lock_holder(dir);
 	for (uint32_t i = 0; i < s.npairs; i++) {
+		/* a volume replaced or removed while the migration goes on (once
+		 * it is over, the old volumes may go) */
+		bool live = s.state != SESS_COMMITTED && s.state != SESS_ABORTED;
+
+		src_gone[i] = live && session_volume_changed(s.pairs[i].source,
+							      &s.pairs[i].source_id);
+		tgt_gone[i] = live && session_volume_changed(s.pairs[i].target,
+							      &s.pairs[i].target_id);
 		copied += d->prog[i].bytes_copied;
 		recopied += d->prog[i].bytes_recopied;
-		sizes[i] = source_size(&s.pairs[i]);
+		sizes[i] = source_size(&s.pairs[i], src_gone[i]);
 		size_total += sizes[i];
 		synced_total += synced_bytes(&s, d->prog[i].cursor, sizes[i]);
 	}
@@ -312,8 +323,9 @@ int cmd_status(int argc, char **argv)
 				printf("\"dirty_log_regions\":%llu,", (unsigned long long)d->logged[i]);
 			else
 				printf("\"dirty_log_regions\":null,");
-			printf("\"tracking_lost\":%s}",
-			       d->log_ok && (d->in.lost_new & (UINT64_C(1) << i)) ? "true" : "false");
+			printf("\"tracking_lost\":%s,\"source_changed\":%s,\"target_changed\":%s}",
+			       d->log_ok && (d->in.lost_new & (UINT64_C(1) << i)) ? "true" : "false",
+			       src_gone[i] ? "true" : "false", tgt_gone[i] ? "true" : "false");
 		}
 		printf("],\"bytes_copied\":%llu,\"bytes_recopied\":%llu,\"resumes\":%llu,"
 		       "\"size\":%llu,\"synced_bytes\":%llu,\"paused\":%s,\"rate_limit\":%llu,"
@@ -361,6 +373,12 @@ int cmd_status(int argc, char **argv)
 			if (d->log_ok && (d->in.lost_new & (UINT64_C(1) << i)))
 				printf("            tracking lost (a program could not log a "
 				       "write): the next copier copies it all again\n");
+			if (src_gone[i] || tgt_gone[i])
+				printf("            CHANGED: the %s path no longer names the volume "
+				       "it did at setup (replaced or removed): the migration cannot "
+				       "finish; volmig abort, then set up again\n",
+				       src_gone[i] && tgt_gone[i] ? "source and target" :
+				       src_gone[i] ? "source" : "target");
 			if (p->reserve)
 				printf("            room to grow: %s past its %s at setup\n",
 				       size_format(p->reserve, a, sizeof(a)),
