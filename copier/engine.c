@@ -1220,8 +1220,8 @@ static bool volume_gone(struct engine *e)
 		if (!src && !session_volume_changed(sp->target, &sp->target_id))
 			continue;
 		log_err("%s %s is no longer the volume it was at setup (replaced or removed): "
-			"the copier stops, and the migration cannot finish (volmig abort -s %s, "
-			"then set up again)", src ? "source" : "target",
+			"the copier stops; the migration goes on only once the path names that "
+			"volume again (else volmig abort -s %s)", src ? "source" : "target",
 			src ? sp->source : sp->target, e->dir);
 		return true;
 	}

@@ -375,8 +375,8 @@ int cmd_status(int argc, char **argv)
 				       "write): the next copier copies it all again\n");
 			if (src_gone[i] || tgt_gone[i])
 				printf("            CHANGED: the %s path no longer names the volume "
-				       "it did at setup (replaced or removed): the migration cannot "
-				       "finish; volmig abort, then set up again\n",
+				       "it did at setup (replaced or removed): nothing is copied or "
+				       "committed until it does again (else volmig abort)\n",
 				       src_gone[i] && tgt_gone[i] ? "source and target" :
 				       src_gone[i] ? "source" : "target");
 			if (p->reserve)

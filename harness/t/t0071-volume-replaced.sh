@@ -6,7 +6,8 @@
 # volume through its open descriptors, `status` called the session synced
 # and showed the new file's size as copied, and a `sync --follow` copier
 # never ended.  Now the copier stops with exit 1 at its next checkpoint,
-# saying which volume and what is left to do, and `status` names it.  Once
+# saying which volume and what is left to do, and `status` names it; a
+# target moved away and back lets the next sync finish.  Once
 # a session is committed its old sources may go: a copier ending with the
 # commit and `status` say nothing of them.
 . "$(dirname "$0")/lib-test.sh"
@@ -39,7 +40,7 @@ ok_if "the source replaced: a longer copy renamed over it" mv "$SCRATCH/new.img"
 wait_exit "$pid" 10
 ok_if "  the copier stops (exit $exit_rc, want 1 within 10 s)" test "$exit_rc" = 1
 ok_if "  it names the source and says what is left to do" grep -q \
-	"source $src is no longer the volume it was at setup (replaced or removed): the copier stops, and the migration cannot finish (volmig abort -s $st, then set up again)" \
+	"source $src is no longer the volume it was at setup (replaced or removed): the copier stops; the migration goes on only once the path names that volume again (else volmig abort -s $st)" \
 	"$SCRATCH/sync.err"
 ok_if "status runs" eval '$VOLMIG status -s "$st" >"$SCRATCH/status.out"'
 ok_if "  and says the source path names another volume" \
@@ -61,7 +62,7 @@ ok_if "abort" $VOLMIG abort -s "$st"
 ok_if "  status of the aborted session names no change" \
 	test "$(pair_field "$st" source_changed)" = false
 
-# a copying copier (under a limit) whose target is removed
+# a copying copier (under a limit) whose target is moved away, and back
 new_session
 spawn pid $VOLMIG sync -s "$st" --rate 1M --checkpoint-interval 0.1 --progress-interval 0 \
 	2>"$SCRATCH/sync.err"
@@ -70,13 +71,17 @@ for _ in $(seq 200); do
 	sleep 0.05
 done
 ok_if "a copier copies (rate-limited)" test "$(status_field "$st" synced_bytes)" -gt 0
-ok_if "the target removed" rm "$tgt"
+ok_if "the target moved away (its path removed)" mv "$tgt" "$SCRATCH/away.img"
 wait_exit "$pid" 10
 ok_if "  the copier stops (exit $exit_rc, want 1 within 10 s)" test "$exit_rc" = 1
 ok_if "  it names the target" grep -q "target $tgt is no longer the volume it was at setup" \
 	"$SCRATCH/sync.err"
 ok_if "  target_changed is true" test "$(pair_field "$st" target_changed)" = true
 ok_if "  source_changed is false" test "$(pair_field "$st" source_changed)" = false
+ok_if "the target moved back" mv "$SCRATCH/away.img" "$tgt"
+ok_if "  status names no change" test "$(pair_field "$st" target_changed)" = false
+ok_if "  a new sync resumes and finishes" $VOLMIG sync -s "$st" --progress-interval 0
+ok_if "  the target is the source" cmp "$src" "$tgt"
 
 # committed: the old source removed at once; the copier ends with the
 # commit, seen at its next checkpoint (5 s apart: the removal comes first)
