@@ -110,9 +110,18 @@ int session_read(struct state *st, struct sess *s);
  */
 int session_check_pairs(const char *dir, struct state *st, const struct sess *s);
 
-/* True when path no longer names the volume recorded as want: removed, or
- * another file or device there; any other failure of stat says nothing. */
-bool session_volume_changed(const char *path, const struct sess_ident *want);
+/* How a volume's path compares with the volume recorded at setup. */
+enum vol_change {
+	VOL_SAME = 0,
+	VOL_GONE,    /* removed, or another file or device there */
+	VOL_RESIZED, /* a block device whose size changed */
+};
+
+/* Compare path with the volume recorded as want, of want_size bytes if a
+ * block device (*size set to its size now when VOL_RESIZED).  A failure
+ * other than a missing path says nothing (VOL_SAME). */
+enum vol_change session_volume_changed(const char *path, const struct sess_ident *want,
+				       uint64_t want_size, uint64_t *size);
 
 /*
  * Record that the source of pair grew to size, past its capacity: the

@@ -1205,25 +1205,40 @@ static int check_sizes(struct engine *e)
 
 /*
  * A source or target replaced (another file renamed over it, or removed
- * and made again) or removed: programs that open its path now get a
- * volume this session neither tracks nor copies, and a commit refuses the
- * session.  Copying on would report progress on a volume no longer in use
- * by that name, and a --follow copier would run for ever.  True (said)
- * when one is.
+ * and made again) or removed, or a block device resized: programs that
+ * open its path now get a volume this session neither tracks nor copies
+ * (or only in part), and a commit refuses the session.  Copying on would
+ * report progress on a volume no longer in use by that name, and a
+ * --follow copier would run for ever.  True (said) when one is.
  */
 static bool volume_gone(struct engine *e)
 {
 	for (uint32_t i = 0; i < e->npairs; i++) {
 		const struct sess_pair *sp = e->pairs[i].sp;
-		bool src = session_volume_changed(sp->source, &sp->source_id);
+		const char *role = "source", *path = sp->source;
+		enum vol_change ch;
+		uint64_t size = 0;
 
-		if (!src && !session_volume_changed(sp->target, &sp->target_id))
-			continue;
-		log_err("%s %s is no longer the volume it was at setup (replaced or removed): "
-			"the copier stops; the migration goes on only once the path names that "
-			"volume again (else volmig abort -s %s)", src ? "source" : "target",
-			src ? sp->source : sp->target, e->dir);
-		return true;
+		ch = session_volume_changed(sp->source, &sp->source_id, sp->size, &size);
+		if (ch == VOL_SAME) {
+			role = "target";
+			path = sp->target;
+			ch = session_volume_changed(sp->target, &sp->target_id, sp->target_size,
+						    &size);
+		}
+		if (ch == VOL_GONE)
+			log_err("%s %s is no longer the volume it was at setup (replaced or "
+				"removed): the copier stops; the migration goes on only once the "
+				"path names that volume again (else volmig abort -s %s)", role, path,
+				e->dir);
+		else if (ch == VOL_RESIZED)
+			log_err("%s %s changed size since setup: %llu bytes, was %llu: the copier "
+				"stops; the migration goes on only once it has that size again "
+				"(else volmig abort -s %s)", role, path, (unsigned long long)size,
+				(unsigned long long)(path == sp->source ? sp->size : sp->target_size),
+				e->dir);
+		if (ch != VOL_SAME)
+			return true;
 	}
 	return false;
 }

@@ -298,14 +298,25 @@ int session_stop(const char *dir, struct state *st, const struct sess *s, uint32
 	return -EFBIG;
 }
 
-bool session_volume_changed(const char *path, const struct sess_ident *want)
+enum vol_change session_volume_changed(const char *path, const struct sess_ident *want,
+				       uint64_t want_size, uint64_t *size)
 {
 	struct sess_ident id;
 	struct stat sb;
+	int fd, rc;
 
 	if (stat(path, &sb) < 0)
-		return errno == ENOENT || errno == ENOTDIR;
-	return sess_ident_from_stat(&sb, &id) < 0 || !sess_ident_equal(&id, want);
+		return errno == ENOENT || errno == ENOTDIR ? VOL_GONE : VOL_SAME;
+	if (sess_ident_from_stat(&sb, &id) < 0 || !sess_ident_equal(&id, want))
+		return VOL_GONE;
+	if (want->kind != SESS_KIND_BLOCK)
+		return VOL_SAME;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return VOL_SAME;
+	rc = io_size(fd, size);
+	close(fd);
+	return rc == 0 && *size != want_size ? VOL_RESIZED : VOL_SAME;
 }
 
 int session_check_pairs(const char *dir, struct state *st, const struct sess *s)

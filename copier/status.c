@@ -183,6 +183,22 @@ static uint64_t source_size(const struct sess_pair *p, bool changed)
 	return p->size;
 }
 
+/* The status line of a volume replaced, removed or resized (role: source
+ * or target), if it is. */
+static void changed_line(const char *role, enum vol_change ch, uint64_t now, uint64_t was)
+{
+	char a[32], b[32];
+
+	if (ch == VOL_GONE)
+		printf("            CHANGED: the %s path no longer names the volume it did at "
+		       "setup (replaced or removed): nothing is copied or committed until it "
+		       "does again (else volmig abort)\n", role);
+	else if (ch == VOL_RESIZED)
+		printf("            CHANGED: the %s is %s, %s at setup: nothing is copied or "
+		       "committed until it has that size again (else volmig abort)\n", role,
+		       size_format(now, a, sizeof(a)), size_format(was, b, sizeof(b)));
+}
+
 /* Bytes of a pair of size bytes brought in sync so far: regions below the
  * cursor. */
 static uint64_t synced_bytes(const struct sess *s, uint64_t cursor, uint64_t size)
@@ -220,7 +236,8 @@ int cmd_status(int argc, char **argv)
 	const char *dir_arg = NULL, *dir;
 	struct status_data *d;
 	uint64_t sizes[SESS_MAX_PAIRS];
-	bool src_gone[SESS_MAX_PAIRS], tgt_gone[SESS_MAX_PAIRS];
+	enum vol_change src_ch[SESS_MAX_PAIRS], tgt_ch[SESS_MAX_PAIRS];
+	uint64_t src_now[SESS_MAX_PAIRS], tgt_now[SESS_MAX_PAIRS];
 	char stopbuf[4096 + 256];
 	const char *stop;
 	uint64_t copied = 0, recopied = 0, size_total = 0, synced_total = 0;
@@ -273,17 +290,21 @@ int cmd_status(int argc, char **argv)
 	status_live(dir, &s, d);
 	copier = session_lock_holder(dir);
 	for (uint32_t i = 0; i < s.npairs; i++) {
-		/* a volume replaced or removed while the migration goes on (once
-		 * it is over, the old volumes may go) */
+		/* a volume replaced, removed or resized while the migration goes
+		 * on (once it is over, the old volumes may go) */
+		const struct sess_pair *p = &s.pairs[i];
 		bool live = s.state != SESS_COMMITTED && s.state != SESS_ABORTED;
 
-		src_gone[i] = live && session_volume_changed(s.pairs[i].source,
-							      &s.pairs[i].source_id);
-		tgt_gone[i] = live && session_volume_changed(s.pairs[i].target,
-							      &s.pairs[i].target_id);
+		src_ch[i] = tgt_ch[i] = VOL_SAME;
+		if (live) {
+			src_ch[i] = session_volume_changed(p->source, &p->source_id, p->size,
+							   &src_now[i]);
+			tgt_ch[i] = session_volume_changed(p->target, &p->target_id,
+							   p->target_size, &tgt_now[i]);
+		}
 		copied += d->prog[i].bytes_copied;
 		recopied += d->prog[i].bytes_recopied;
-		sizes[i] = source_size(&s.pairs[i], src_gone[i]);
+		sizes[i] = source_size(p, src_ch[i] == VOL_GONE);
 		size_total += sizes[i];
 		synced_total += synced_bytes(&s, d->prog[i].cursor, sizes[i]);
 	}
@@ -325,7 +346,8 @@ int cmd_status(int argc, char **argv)
 				printf("\"dirty_log_regions\":null,");
 			printf("\"tracking_lost\":%s,\"source_changed\":%s,\"target_changed\":%s}",
 			       d->log_ok && (d->in.lost_new & (UINT64_C(1) << i)) ? "true" : "false",
-			       src_gone[i] ? "true" : "false", tgt_gone[i] ? "true" : "false");
+			       src_ch[i] != VOL_SAME ? "true" : "false",
+			       tgt_ch[i] != VOL_SAME ? "true" : "false");
 		}
 		printf("],\"bytes_copied\":%llu,\"bytes_recopied\":%llu,\"resumes\":%llu,"
 		       "\"size\":%llu,\"synced_bytes\":%llu,\"paused\":%s,\"rate_limit\":%llu,"
@@ -373,12 +395,8 @@ int cmd_status(int argc, char **argv)
 			if (d->log_ok && (d->in.lost_new & (UINT64_C(1) << i)))
 				printf("            tracking lost (a program could not log a "
 				       "write): the next copier copies it all again\n");
-			if (src_gone[i] || tgt_gone[i])
-				printf("            CHANGED: the %s path no longer names the volume "
-				       "it did at setup (replaced or removed): nothing is copied or "
-				       "committed until it does again (else volmig abort)\n",
-				       src_gone[i] && tgt_gone[i] ? "source and target" :
-				       src_gone[i] ? "source" : "target");
+			changed_line("source", src_ch[i], src_now[i], p->size);
+			changed_line("target", tgt_ch[i], tgt_now[i], p->target_size);
 			if (p->reserve)
 				printf("            room to grow: %s past its %s at setup\n",
 				       size_format(p->reserve, a, sizeof(a)),

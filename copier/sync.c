@@ -35,8 +35,8 @@ static const char sync_help[] =
 	"A file source may grow up to the reserve given at setup; growing past it\n"
 	"stops the migration (exit 1 with a message; volmig abort is left).  So\n"
 	"does a source or target path that no longer names its volume (another\n"
-	"file renamed over it, or removed): the copier stops at its next\n"
-	"checkpoint.\n\n"
+	"file renamed over it, or removed) or a block device that changed size:\n"
+	"the copier stops at its next checkpoint.\n\n"
 	"Exit status: 0 synced, 1 failure (the message names the volume or the\n"
 	"state at fault; progress made so far is kept), 2 usage error.\n";
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# A source or target replaced or removed while a copier runs.  Programs
+# A source or target replaced or removed, or a block device resized, while
+# a copier runs.  Programs
 # that open the path then get a volume the session neither tracks nor
 # copies (fio, extending a file, lays it out again as a new file), and a
 # commit refuses the session.  Before, the copier went on copying the old
@@ -95,4 +96,31 @@ ok_if "  it says the session is committed" \
 ok_if "  status of the committed session names no change" \
 	test "$(pair_field "$st" source_changed)" = false
 ok_if "  and prints no CHANGED line" eval '! $VOLMIG status -s "$st" | grep -q CHANGED'
+
+# a block-device source resized under a synced sync --follow copier (a
+# block device keeps its size)
+if ! loops_available; then
+	skip_test "block devices: cannot make loop devices here (needs root and the loop driver)"
+	done_testing
+fi
+rm -rf "$st"
+make_random "$SCRATCH/sf" 8
+truncate -s 8M "$SCRATCH/tf"
+loop_attach src "$SCRATCH/sf" && loop_attach tgt "$SCRATCH/tf" ||
+	{ not_ok "attach two loop devices"; done_testing; }
+ok_if "setup of an 8 MiB pair of loop devices" $VOLMIG setup -s "$st" --source "$src" --target "$tgt"
+follow_synced 0.1
+ok_if "the source device grown to 12 MiB" eval 'truncate -s 12M "$SCRATCH/sf" && losetup -c "$src"'
+wait_exit "$pid" 10
+ok_if "  the copier stops (exit $exit_rc, want 1 within 10 s)" test "$exit_rc" = 1
+ok_if "  it names the source and both sizes" grep -q \
+	"source $src changed size since setup: 12582912 bytes, was 8388608: the copier stops" \
+	"$SCRATCH/sync.err"
+ok_if "  status says so" eval '$VOLMIG status -s "$st" |
+	grep -q "CHANGED: the source is 12.0 MiB, 8.0 MiB at setup"'
+ok_if "  source_changed is true" test "$(pair_field "$st" source_changed)" = true
+ok_if "the source device back to 8 MiB" eval 'truncate -s 8M "$SCRATCH/sf" && losetup -c "$src"'
+ok_if "  source_changed is false" test "$(pair_field "$st" source_changed)" = false
+ok_if "  a new sync finishes" $VOLMIG sync -s "$st" --progress-interval 0
+ok_if "  the target is the source" cmp "$src" "$tgt"
 done_testing
