@@ -36,7 +36,8 @@ static const char verify_help[] =
 	"Regions written since their copy (in the dirty set or the dirty log) are not\n"
 	"compared, so programs may go on writing while it runs.  A committed or\n"
 	"aborted session is refused (exit 1): only one of its volumes is kept up to\n"
-	"date.\n"
+	"date.  So is a source or target that is no longer the volume it was at\n"
+	"setup (replaced, removed, or a block device resized).\n"
 	"Progress goes to stderr: a live line on a terminal, a line every\n"
 	"--progress-interval seconds otherwise.\n\n"
 	"  -s, --state DIR                state directory (default $VOLMIG_STATE)\n"
@@ -285,6 +286,10 @@ int cmd_verify(int argc, char **argv)
 			"are not compared", dir, sess_state_name(s.state), only_kept(s.state));
 		goto out;
 	}
+	/* a volume replaced, removed or resized is refused, as sync refuses
+	 * it: its bytes are not the ones the session copied */
+	if (session_check_pairs(dir, &st, &s) < 0)
+		goto out;
 	d = calloc(1, sizeof(*d));
 	if (d == NULL) {
 		log_err("out of memory");

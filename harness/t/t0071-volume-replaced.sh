@@ -59,6 +59,11 @@ ok_if "  it says the source changed" grep -q 'no longer the volume it was at set
 $VOLMIG commit -s "$st" 2>/dev/null
 rc=$?
 ok_if "commit is refused (exit $rc)" test "$rc" = 1
+$VOLMIG verify -s "$st" --progress-interval 0 2>"$SCRATCH/verify.err"
+rc=$?
+ok_if "verify is refused (exit $rc)" test "$rc" = 1
+ok_if "  it says the source changed, not where the bytes differ" \
+	grep -q "source $src is no longer the volume it was at setup" "$SCRATCH/verify.err"
 ok_if "abort" $VOLMIG abort -s "$st"
 ok_if "  status of the aborted session names no change" \
 	test "$(pair_field "$st" source_changed)" = false
