@@ -1774,7 +1774,7 @@ int engine_run(const char *dir, struct state *st, struct sess *s, const struct e
 		.shift = s->region_shift, .region_size = UINT64_C(1) << s->region_shift,
 		.npairs = s->npairs,
 	};
-	struct sigaction sa = { .sa_handler = on_signal }, old_int, old_term;
+	struct sigaction sa = { .sa_handler = on_signal }, old_int, old_term, old_hup;
 	pthread_t *threads = NULL;
 	unsigned nthreads = 0;
 	bool tty = isatty(STDERR_FILENO), resume;
@@ -1824,6 +1824,11 @@ int engine_run(const char *dir, struct state *st, struct sess *s, const struct e
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, &old_int);
 	sigaction(SIGTERM, &sa, &old_term);
+	/* a hangup (the terminal or the ssh session gone) stops as a SIGTERM
+	 * does, progress saved; not under nohup, which ignores it */
+	sigaction(SIGHUP, NULL, &old_hup);
+	if (old_hup.sa_handler != SIG_IGN)
+		sigaction(SIGHUP, &sa, NULL);
 
 	/* before the workers start: the copy's start is its first snapshot */
 	hold_from = mono_now();
@@ -2032,6 +2037,7 @@ int engine_run(const char *dir, struct state *st, struct sess *s, const struct e
 out_sig:
 	sigaction(SIGINT, &old_int, NULL);
 	sigaction(SIGTERM, &old_term, NULL);
+	sigaction(SIGHUP, &old_hup, NULL);
 out:
 	engine_release(&e);
 	return rc;

@@ -18,6 +18,8 @@ static const char sync_help[] =
 	"Copy every pair's source to its target, resuming whatever an earlier run\n"
 	"left (after a kill, crash or reboot it goes on from its last checkpoint,\n"
 	"never from the beginning).  Exits 0 once the session is synced.\n"
+	"SIGINT, SIGTERM and SIGHUP (unless ignored, as under nohup) stop it\n"
+	"after recording what it copied (exit 1).\n"
 	"Progress goes to stderr: a live line on a terminal, a line every\n"
 	"--progress-interval seconds otherwise.\n\n"
 	"  -s, --state DIR                state directory (default $VOLMIG_STATE)\n"
