@@ -625,6 +625,7 @@ struct control_arg {
 	int what;          /* 0 pause, 1 resume, 2 throttle */
 	uint64_t rate;
 	struct state_control k;
+	bool was_paused; /* before this command */
 };
 
 static int control_txn(struct state *st, DB_TXN *txn, void *arg)
@@ -634,6 +635,7 @@ static int control_txn(struct state *st, DB_TXN *txn, void *arg)
 
 	if (rc < 0)
 		return rc;
+	a->was_paused = a->k.paused != 0;
 	if (a->what == 0)
 		a->k.paused = 1;
 	else if (a->what == 1)
@@ -693,6 +695,8 @@ static int control_cmd(int argc, char **argv, int what)
 			log_info("session %s: no copy bandwidth limit", dir);
 		else
 			log_info("session %s: copy bandwidth limit %s/s", dir, r);
+	} else if (a.was_paused == (what == 0)) {
+		log_info("session %s: copying was %s", dir, what == 0 ? "already paused" : "not paused");
 	} else {
 		log_info("session %s: copying %s", dir, what == 0 ? "paused" : "resumed");
 	}

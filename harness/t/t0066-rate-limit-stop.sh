@@ -34,6 +34,8 @@ ok_if "sync with no limit finishes" $VOLMIG sync -s "$st" --progress-interval 0
 ok_if "  the target is the source" cmp "$src" "$tgt"
 ok_if "  each byte was copied once ($(status_field "$st" bytes_copied))" \
 	test "$(status_field "$st" bytes_copied)" -eq $((16 * 1048576))
+ok_if "resume again (exit 0)" eval '$VOLMIG resume -s "$st" 2>"$SCRATCH/ctl.err"'
+ok_if "  it says copying was not paused" grep -q ': copying was not paused$' "$SCRATCH/ctl.err"
 ok_if "volmig verify passes" $VOLMIG verify -s "$st"
 
 # an abort while the copier waits: it stops at its next look
@@ -59,9 +61,13 @@ for _ in $(seq 200); do
 done
 ok_if "the first region is recorded, the others wait for the limit" \
 	test "$(status_field "$st" synced_bytes)" -eq 1048576
-ok_if "pause" $VOLMIG pause -s "$st"
+ok_if "pause" eval '$VOLMIG pause -s "$st" 2>"$SCRATCH/ctl.err"'
+ok_if "  it says copying paused" grep -q ': copying paused$' "$SCRATCH/ctl.err"
 ok_if "  the copier says it is paused" \
 	wait_line 'copying is paused \(volmig resume goes on\)' "$SCRATCH/sync.err"
+ok_if "pause again (exit 0)" eval '$VOLMIG pause -s "$st" 2>"$SCRATCH/ctl.err"'
+ok_if "  it says copying was already paused" grep -q ': copying was already paused$' \
+	"$SCRATCH/ctl.err"
 ok_if "throttle 0 (no limit) while paused" $VOLMIG throttle -s "$st" 0
 # a waiting thread sees a new limit within 0.1 s, and its copy would be
 # recorded within the 0.2 s checkpoint interval (t0042: a second)
@@ -76,4 +82,6 @@ ok_if "  it says copying resumed" grep -q 'copying resumed' "$SCRATCH/sync.err"
 ok_if "  the target is the source" cmp "$src" "$tgt"
 ok_if "  each byte was copied once ($(status_field "$st" bytes_copied))" \
 	test "$(status_field "$st" bytes_copied)" -eq $((16 * 1048576))
+ok_if "resume again (exit 0)" eval '$VOLMIG resume -s "$st" 2>"$SCRATCH/ctl.err"'
+ok_if "  it says copying was not paused" grep -q ': copying was not paused$' "$SCRATCH/ctl.err"
 done_testing
