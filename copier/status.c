@@ -296,6 +296,7 @@ int cmd_status(int argc, char **argv)
 		bool live = s.state != SESS_COMMITTED && s.state != SESS_ABORTED;
 
 		src_ch[i] = tgt_ch[i] = VOL_SAME;
+		src_now[i] = tgt_now[i] = 0;
 		if (live) {
 			src_ch[i] = session_volume_changed(p->source, &p->source_id, p->size,
 							   &src_now[i]);
